@@ -1,0 +1,161 @@
+//! The Worker side of I/O: settings, clock, entropy, KV, outbound fetch with
+//! a deadline, and converting between worker types and the core's values.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use worker::{AbortController, Delay, Env, Fetch, Headers, KvStore, Method, Request, RequestInit, RequestRedirect, Response};
+
+use crate::core::config::Config;
+use crate::core::http::{Incoming, Reply};
+use crate::core::types::Rng;
+use crate::core::upstream::{Answer, Outbound, MAX_RESPONSE_BYTES};
+
+pub const KV_BINDING: &str = "OAUTH_SESSIONS";
+
+/// Entropy from the platform's CSPRNG (crypto.getRandomValues).
+pub struct OsRng;
+
+impl Rng for OsRng {
+    fn fill(&mut self, buf: &mut [u8]) {
+        // Without entropy no state, code or nonce is safe: fail the request
+        // (a 500 from the runtime) rather than hand out guessable values.
+        if getrandom::fill(buf).is_err() {
+            panic!("no entropy available");
+        }
+    }
+}
+
+pub fn now() -> u64 {
+    worker::Date::now().as_millis() / 1000
+}
+
+/// Settings from vars and secrets, and the optional KV binding.
+pub fn load(env: &Env) -> (Config, Option<KvStore>) {
+    let kv = env.kv(KV_BINDING).ok();
+    let get = |name: &str| {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(name).map(|v| v.to_string()))
+            .ok()
+    };
+    (Config::from_lookup(get, kv.is_some()), kv)
+}
+
+pub fn incoming(req: &Request) -> Incoming {
+    let mut headers = BTreeMap::new();
+    for (k, v) in req.headers().entries() {
+        headers.insert(k.to_ascii_lowercase(), v);
+    }
+    Incoming { method: req.method().to_string(), url: req.url().map(|u| u.to_string()).unwrap_or_default(), headers }
+}
+
+/// Read a request body, at most `limit` bytes. `None`: larger than the limit.
+pub async fn read_body(req: &mut Request, limit: usize) -> Option<Vec<u8>> {
+    if let Ok(Some(len)) = req.headers().get("content-length") {
+        if len.trim().parse::<usize>().map_or(false, |n| n > limit) {
+            return None;
+        }
+    }
+    let Ok(mut stream) = req.stream() else { return Some(Vec::new()) };
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { break };
+        if out.len() + chunk.len() > limit {
+            return None;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Some(out)
+}
+
+pub fn to_response(reply: Reply, head: bool) -> worker::Result<Response> {
+    let headers = Headers::new();
+    for (k, v) in &reply.headers {
+        // `append` keeps several Set-Cookie headers; an invalid value is
+        // dropped rather than failing the whole response.
+        let _ = headers.append(k, v);
+    }
+    let resp = if head || reply.body.is_empty() || matches!(reply.status, 204 | 304) {
+        Response::empty()?
+    } else {
+        Response::from_bytes(reply.body)?
+    };
+    Ok(resp.with_status(reply.status).with_headers(headers))
+}
+
+/// Send a request to Attio with its deadline; read at most
+/// `MAX_RESPONSE_BYTES` of the answer. Redirects are not followed.
+pub async fn send(out: &Outbound) -> Answer {
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let work = async {
+        let headers = Headers::new();
+        for (k, v) in &out.headers {
+            let _ = headers.set(k, v);
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::from(out.method.to_string()))
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual);
+        if let Some(b) = &out.body {
+            init.with_body(Some(wasm_bindgen::JsValue::from_str(b)));
+        }
+        let Ok(request) = Request::new_with_init(&out.url, &init) else { return Answer::Network };
+        let mut resp = match Fetch::Request(request).send_with_signal(&signal).await {
+            Ok(r) => r,
+            Err(_) => return Answer::Network,
+        };
+        let status = resp.status_code();
+        let retry_after = resp.headers().get("retry-after").ok().flatten();
+        let mut body = Vec::new();
+        let mut truncated = false;
+        if let Ok(mut stream) = resp.stream() {
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(c) if body.len() + c.len() <= MAX_RESPONSE_BYTES => body.extend_from_slice(&c),
+                    Ok(_) => {
+                        truncated = true;
+                        break;
+                    }
+                    Err(_) => return Answer::Network,
+                }
+            }
+        }
+        Answer::Http { status, retry_after, body, truncated }
+    };
+    let deadline = Delay::from(Duration::from_millis(out.deadline_ms));
+    let outcome = match select(Box::pin(work), deadline).await {
+        Either::Left((answer, _)) => Some(answer),
+        Either::Right(((), _)) => None,
+    };
+    match outcome {
+        Some(answer) => answer,
+        None => {
+            controller.abort();
+            Answer::Timeout
+        }
+    }
+}
+
+/// KV failures are reported as a storage error (never a panic).
+pub struct StorageError;
+
+pub async fn kv_get(kv: &KvStore, key: &str) -> Result<Option<String>, StorageError> {
+    kv.get(key).text().await.map_err(|_| StorageError)
+}
+
+pub async fn kv_put(kv: &KvStore, key: &str, value: String, ttl: u64) -> Result<(), StorageError> {
+    kv.put(key, value)
+        .map_err(|_| StorageError)?
+        .expiration_ttl(ttl.max(60))
+        .execute()
+        .await
+        .map_err(|_| StorageError)
+}
+
+pub async fn kv_delete(kv: &KvStore, key: &str) -> Result<(), StorageError> {
+    kv.delete(key).await.map_err(|_| StorageError)
+}

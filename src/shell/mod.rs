@@ -1,0 +1,356 @@
+//! The Worker shell: one `#[event(fetch)]` entry, a `Router` built per
+//! request, and one small handler per endpoint that reads the request, calls
+//! the core, performs the I/O the core asked for (KV, Attio) and returns the
+//! core's reply. Each handler reads top-down as its flow.
+
+mod io;
+
+use worker::{console_log, event, Context, Env, KvStore, Request, Response, RouteContext, Router};
+
+use crate::core::authorize::{self, Checked, Decision};
+use crate::core::callback::{self, Located, Next};
+use crate::core::config::Config;
+use crate::core::crypto::{random_token, Keys};
+use crate::core::error::{Help, OAuthError};
+use crate::core::http::{Incoming, Reply};
+use crate::core::registration::{self, ClientLookup, ClientRecord};
+use crate::core::routes::{self, Dispatch, Endpoint};
+use crate::core::session::CookiePolicy;
+use crate::core::token::{self, CodeLocation, Grant};
+use crate::core::{health, metadata, pages, upstream};
+use io::{kv_delete, kv_get, kv_put, OsRng};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    console_error_panic_hook::set_once();
+    let router = Router::new()
+        .on_async("/", |r, c| handle(Endpoint::Landing, r, c))
+        .on_async("/health", |r, c| handle(Endpoint::Health, r, c))
+        .on_async("/ping", |r, c| handle(Endpoint::Health, r, c))
+        .on_async("/.well-known/oauth-authorization-server", |r, c| handle(Endpoint::AuthorizationServerMetadata, r, c))
+        .on_async("/.well-known/oauth-authorization-server/*rest", |r, c| {
+            handle(Endpoint::AuthorizationServerMetadata, r, c)
+        })
+        .on_async("/.well-known/oauth-protected-resource", |r, c| handle(Endpoint::ProtectedResourceMetadata, r, c))
+        .on_async("/.well-known/oauth-protected-resource/*rest", |r, c| handle(Endpoint::ProtectedResourceMetadata, r, c))
+        .on_async("/oauth/authorize", |r, c| handle(Endpoint::Authorize, r, c))
+        .on_async("/oauth/callback", |r, c| handle(Endpoint::Callback, r, c))
+        .on_async("/oauth/token", |r, c| handle(Endpoint::Token, r, c))
+        .on_async("/oauth/register", |r, c| handle(Endpoint::Register, r, c))
+        .on_async("/oauth/revoke", |r, c| handle(Endpoint::Revoke, r, c))
+        .or_else_any_method_async("/*path", |r, _| async move {
+            let reply = routes::with_cors(OAuthError::not_found().to_json());
+            io::to_response(reply, r.method() == worker::Method::Head)
+        });
+    match router.run(req, env).await {
+        Ok(r) => Ok(r),
+        Err(_) => {
+            console_log!("internal error while answering a request");
+            io::to_response(OAuthError::server_error("internal error").to_json(), false)
+        }
+    }
+}
+
+/// Everything a handler needs for one request.
+struct Ctx {
+    cfg: Config,
+    kv: Option<KvStore>,
+    incoming: Incoming,
+    /// The public base URL, also the issuer.
+    base: String,
+    now: u64,
+    nonce: String,
+}
+
+impl Ctx {
+    /// Keys, or the error that names the missing settings.
+    fn keys(&self) -> Result<Keys, OAuthError> {
+        if let Some(m) = self.cfg.missing() {
+            return Err(OAuthError::misconfigured(&m.0));
+        }
+        match self.cfg.key_material() {
+            Some(k) => Ok(Keys::derive(k.secret().as_bytes())),
+            None => Err(OAuthError::misconfigured(&["ATTIO_CLIENT_SECRET"])),
+        }
+    }
+
+    fn browser_cookie(&self) -> Option<&str> {
+        self.incoming.cookie(CookiePolicy::for_base(&self.base).browser_name())
+    }
+}
+
+fn storage_error() -> OAuthError {
+    let mut e = OAuthError::new(crate::core::error::ErrorCode::TemporarilyUnavailable, 503, "the broker's storage is unavailable; retry shortly");
+    e.retry_after = Some("5".into());
+    e
+}
+
+async fn handle(ep: Endpoint, req: Request, route: RouteContext<()>) -> worker::Result<Response> {
+    let method = req.method().to_string();
+    let (cfg, kv) = io::load(&route.env);
+    let incoming = io::incoming(&req);
+    let ctx = Ctx {
+        base: cfg.base_url(&incoming.origin()),
+        cfg,
+        kv,
+        now: io::now(),
+        nonce: random_token(&mut OsRng)[..22].to_string(),
+        incoming,
+    };
+    let rest = route.param("rest").cloned();
+    let reply = match routes::dispatch(ep, &method) {
+        Dispatch::Preflight => routes::preflight(ep),
+        Dispatch::NotAllowed => fail(ep, &ctx, OAuthError::method_not_allowed(ep.allow())),
+        Dispatch::Run => run(ep, req, ctx, rest.as_deref()).await,
+    };
+    let reply = if ep.is_browser() { reply } else { routes::with_cors(reply) };
+    console_log!("{} {} -> {}", method, ep_name(ep), reply.status);
+    io::to_response(reply, method == "HEAD")
+}
+
+fn ep_name(ep: Endpoint) -> &'static str {
+    match ep {
+        Endpoint::Landing => "/",
+        Endpoint::Health => "/health",
+        Endpoint::AuthorizationServerMetadata => "/.well-known/oauth-authorization-server",
+        Endpoint::ProtectedResourceMetadata => "/.well-known/oauth-protected-resource",
+        Endpoint::Authorize => "/oauth/authorize",
+        Endpoint::Callback => "/oauth/callback",
+        Endpoint::Token => "/oauth/token",
+        Endpoint::Register => "/oauth/register",
+        Endpoint::Revoke => "/oauth/revoke",
+    }
+}
+
+/// One error, two renderings: a page for browser endpoints, JSON otherwise.
+fn fail(ep: Endpoint, ctx: &Ctx, e: OAuthError) -> Reply {
+    if ep.is_browser() {
+        e.to_page(&ctx.nonce)
+    } else {
+        e.to_json()
+    }
+}
+
+async fn run(ep: Endpoint, req: Request, ctx: Ctx, rest: Option<&str>) -> Reply {
+    let result = match ep {
+        Endpoint::Landing => Ok(pages::landing_page(&ctx.base, &ctx.nonce)),
+        Endpoint::Health => Ok(health::report(
+            &ctx.cfg,
+            &health::Seen {
+                origin: &ctx.incoming.origin(),
+                forwarded_proto: ctx.incoming.header("x-forwarded-proto"),
+                forwarded_host: ctx.incoming.header("x-forwarded-host"),
+            },
+        )),
+        Endpoint::AuthorizationServerMetadata => Ok(Reply::json(200, &metadata::authorization_server(&ctx.base))
+            .header("Cache-Control", "public, max-age=3600")),
+        Endpoint::ProtectedResourceMetadata => Ok(Reply::json(200, &metadata::protected_resource(&ctx.base, rest))
+            .header("Cache-Control", "public, max-age=3600")),
+        Endpoint::Authorize if ctx.incoming.method == "POST" => consent_submit(req, &ctx).await,
+        Endpoint::Authorize => authorize_get(&ctx).await,
+        Endpoint::Callback => callback_get(&ctx).await,
+        Endpoint::Token => token_post(req, &ctx).await,
+        Endpoint::Register => register_post(req, &ctx).await,
+        Endpoint::Revoke => revoke_post(req, &ctx).await,
+    };
+    result.unwrap_or_else(|e| fail(ep, &ctx, e))
+}
+
+/// Resolve a client id to its registration (KV or sealed).
+async fn resolve_client(ctx: &Ctx, keys: &Keys, client_id: &str) -> Result<Option<ClientRecord>, OAuthError> {
+    match registration::lookup(client_id, keys, &ctx.cfg, ctx.now) {
+        ClientLookup::Unknown => Ok(None),
+        ClientLookup::Sealed(r) => Ok(Some(r)),
+        ClientLookup::Stored(key) => {
+            let Some(kv) = &ctx.kv else { return Ok(None) };
+            let stored = kv_get(kv, &key).await.map_err(|_| storage_error())?;
+            Ok(stored.and_then(|s| registration::parse_stored(&s, ctx.now)))
+        }
+    }
+}
+
+/// Store what `start_signin` asked for and answer its redirect.
+async fn begin(ctx: &Ctx, started: authorize::Started) -> Result<Reply, OAuthError> {
+    if let (Some((key, value, ttl)), Some(kv)) = (&started.store, &ctx.kv) {
+        kv_put(kv, key, value.clone(), *ttl).await.map_err(|_| storage_error())?;
+    }
+    Ok(started.reply())
+}
+
+// GET /oauth/authorize
+async fn authorize_get(ctx: &Ctx) -> Result<Reply, OAuthError> {
+    let keys = ctx.keys()?;
+    let params = authorize::parse_query(ctx.incoming.query())?;
+    let Some(client_id) = params.get("client_id").map(str::to_string) else {
+        // The manual flow: straight to Attio.
+        let started = authorize::start_signin(&ctx.cfg, &keys, &ctx.base, ctx.browser_cookie(), None, ctx.now, &mut OsRng);
+        return begin(ctx, started).await;
+    };
+    let client = resolve_client(ctx, &keys, &client_id).await?.ok_or_else(authorize::unknown_client)?;
+    let request = match authorize::check_client_request(&params, &client_id, &client, &keys, &ctx.base) {
+        Checked::Ok(r) => r,
+        Checked::Page(e) => return Err(e),
+        Checked::Redirect(location) => return Ok(Reply::redirect(&location)),
+    };
+    let approvals = ctx.incoming.cookie(CookiePolicy::for_base(&ctx.base).approval_name());
+    if authorize::already_approved(&keys, &ctx.base, approvals, &request, ctx.now) {
+        let started = authorize::start_signin(&ctx.cfg, &keys, &ctx.base, ctx.browser_cookie(), Some(request), ctx.now, &mut OsRng);
+        return begin(ctx, started).await;
+    }
+    Ok(authorize::consent(&keys, &ctx.base, ctx.browser_cookie(), request, &client, &ctx.nonce, ctx.now, &mut OsRng))
+}
+
+// POST /oauth/authorize (the consent form)
+async fn consent_submit(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
+    let keys = ctx.keys()?;
+    let body = io::read_body(&mut req, 16 * 1024)
+        .await
+        .ok_or_else(|| OAuthError::new(crate::core::error::ErrorCode::InvalidRequest, 413, "the form is too large"))?;
+    let (decision, request) = authorize::check_consent_submission(&body, &keys, ctx.browser_cookie(), ctx.now)?;
+    match decision {
+        Decision::Deny => Ok(Reply::redirect(&authorize::denied_redirect(&request, &ctx.base))),
+        Decision::Approve => {
+            let approvals = ctx.incoming.cookie(CookiePolicy::for_base(&ctx.base).approval_name());
+            let remember = authorize::remember_approval(&keys, &ctx.base, approvals, &request, ctx.now);
+            let started = authorize::start_signin(&ctx.cfg, &keys, &ctx.base, ctx.browser_cookie(), Some(request), ctx.now, &mut OsRng);
+            Ok(begin(ctx, started).await?.header("Set-Cookie", &remember))
+        }
+    }
+}
+
+// GET /oauth/callback
+async fn callback_get(ctx: &Ctx) -> Result<Reply, OAuthError> {
+    let keys = ctx.keys()?;
+    // 1. The state, before anything else.
+    let params = callback::parse(ctx.incoming.query())?;
+    let session = match callback::locate(&params.state, &keys, ctx.kv.is_some(), ctx.now)? {
+        Located::Sealed(s) => s,
+        Located::Stored(key) => {
+            let kv = ctx.kv.as_ref().ok_or_else(storage_error)?;
+            let stored = kv_get(kv, &key).await.map_err(|_| storage_error())?;
+            let session = callback::open_stored(&keys, stored.as_deref(), ctx.now)?;
+            // Used once: delete before going on.
+            kv_delete(kv, &key).await.map_err(|_| storage_error())?;
+            session
+        }
+    };
+    callback::check_browser(&session, ctx.browser_cookie(), &keys, ctx.now)?;
+    // 2. Attio's answer.
+    let code = match callback::next(&session, params, &ctx.base, &ctx.nonce) {
+        Next::Done(reply) => return Ok(reply),
+        Next::Exchange { code } => code,
+    };
+    // 3. Exchange the code; ask about the token, best effort.
+    let redirect_uri = format!("{}/oauth/callback", ctx.base);
+    let exchange = upstream::code_exchange(&ctx.cfg, &code, &redirect_uri, session.verifier.secret());
+    let mut grant = match upstream::parse_token(&io::send(&exchange).await) {
+        Ok(g) => g,
+        Err(e) => {
+            console_log!("{}", e.log_line("code exchange"));
+            return Ok(callback::failure_reply(&session, &e.to_page_error(), &ctx.base, &ctx.nonce));
+        }
+    };
+    let info = upstream::parse_introspection(&io::send(&upstream::introspect(&ctx.cfg, grant.access_token.secret())).await);
+    upstream::enrich(&mut grant, info);
+    // 4. The token page, or a code for the client.
+    if session.client.is_none() {
+        return Ok(callback::token_page_reply(&grant, &ctx.base, &ctx.nonce));
+    }
+    let minted = callback::mint_code(&session, grant, &keys, ctx.kv.is_some(), &ctx.base, ctx.now, &mut OsRng)
+        .ok_or_else(|| OAuthError::server_error("no client in this session"))?;
+    if let (Some((key, value, ttl)), Some(kv)) = (&minted.store, &ctx.kv) {
+        kv_put(kv, key, value.clone(), *ttl).await.map_err(|_| storage_error())?;
+    }
+    Ok(minted.reply)
+}
+
+// POST /oauth/token
+async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
+    let keys = ctx.keys()?;
+    let body = io::read_body(&mut req, token::MAX_BODY)
+        .await
+        .ok_or_else(|| OAuthError::new(crate::core::error::ErrorCode::InvalidRequest, 413, "the request body is larger than 64 KiB"))?;
+    let params = token::parse_body(ctx.incoming.header("content-type"), &body)?;
+    let presented = token::presented_client(&params, ctx.incoming.header("authorization"))?;
+    let grant = token::grant(&params)?;
+    // Authenticate the client whenever one is named.
+    let client = match &presented.client_id {
+        Some(id) => {
+            let record = resolve_client(ctx, &keys, id).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+            token::authenticate(&record, id, &presented, &keys)?;
+            Some(id.clone())
+        }
+        None => None,
+    };
+    match grant {
+        Grant::AuthorizationCode { code } => {
+            let client_id = client.ok_or_else(|| OAuthError::invalid_client("client_id is required"))?;
+            let code_grant = match token::locate_code(&code, &keys, ctx.kv.is_some(), ctx.now)? {
+                CodeLocation::Sealed(g) => g,
+                CodeLocation::Stored(key) => {
+                    let kv = ctx.kv.as_ref().ok_or_else(storage_error)?;
+                    let stored = kv_get(kv, &key).await.map_err(|_| storage_error())?;
+                    let g = token::open_stored_code(&keys, stored.as_deref(), ctx.now)?;
+                    kv_delete(kv, &key).await.map_err(|_| storage_error())?;
+                    g
+                }
+            };
+            token::check_code(&code_grant, &params, &client_id, &keys, ctx.now)?;
+            Ok(token::token_reply(&code_grant.grant))
+        }
+        Grant::Refresh { refresh_token, scope } => {
+            let out = upstream::refresh(&ctx.cfg, &refresh_token, scope.as_deref());
+            match upstream::parse_token(&io::send(&out).await) {
+                Ok(g) => Ok(token::token_reply(&g)),
+                Err(e) => {
+                    console_log!("{}", e.log_line("refresh"));
+                    Err(e.to_api_error())
+                }
+            }
+        }
+    }
+}
+
+// POST /oauth/register
+async fn register_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
+    let keys = ctx.keys()?;
+    let body = io::read_body(&mut req, registration::MAX_BODY).await.ok_or_else(|| {
+        OAuthError::new(crate::core::error::ErrorCode::InvalidClientMetadata, 413, "the registration request is larger than 64 KiB")
+    })?;
+    let record = registration::validate(&body, &ctx.cfg, ctx.now)?;
+    let registered = registration::register(record, &keys, &ctx.cfg, &mut OsRng);
+    if let (Some((value, ttl)), Some(kv)) = (&registered.store, &ctx.kv) {
+        kv_put(kv, &registration::client_key(&registered.client_id), value.clone(), *ttl)
+            .await
+            .map_err(|_| storage_error())?;
+    }
+    Ok(Reply::json(201, &registration::response_body(&registered)).header("Pragma", "no-cache"))
+}
+
+// POST /oauth/revoke
+async fn revoke_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
+    let keys = ctx.keys()?;
+    let body = io::read_body(&mut req, token::MAX_BODY)
+        .await
+        .ok_or_else(|| OAuthError::new(crate::core::error::ErrorCode::InvalidRequest, 413, "the request body is larger than 64 KiB"))?;
+    let params = token::parse_body(ctx.incoming.header("content-type"), &body)?;
+    let presented = token::presented_client(&params, ctx.incoming.header("authorization"))?;
+    if let Some(id) = &presented.client_id {
+        let record = resolve_client(ctx, &keys, id).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+        token::authenticate(&record, id, &presented, &keys)?;
+    }
+    let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    match upstream::parse_revoke(&io::send(&upstream::revoke(&ctx.cfg, token)).await) {
+        Ok(()) => Ok(Reply::new(200).header("Cache-Control", "no-store")),
+        Err(e) => {
+            console_log!("{}", e.log_line("revoke"));
+            let mut err = e.to_api_error();
+            if err.status != 503 {
+                // RFC 7009 §2.2.1: the server could not revoke right now.
+                err = OAuthError::new(crate::core::error::ErrorCode::TemporarilyUnavailable, 503, "Attio could not revoke the token right now; retry later");
+                err.retry_after = Some("30".into());
+            }
+            Err(err.with_help(Help::None))
+        }
+    }
+}
