@@ -20,6 +20,12 @@ TOOLS="$ROOT/.tools"
 CACHE="${ATTIO_BROKER_TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/attio-oauth-broker}"
 WORKER_BUILD_VERSION="0.8.7"
 mkdir -p "$TOOLS/bin" "$CACHE"
+WITH_BROWSER=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-browser) WITH_BROWSER=1 ;;
+  esac
+done
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -58,6 +64,15 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$LOCK_SUM" ]; then
   say "installing npm packages from package-lock.json (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error >&2
   echo "$LOCK_SUM" > "$STAMP"
+fi
+
+# Headless Chromium for the browser tests (Debian packages; a test tool's own
+# browser download cannot work on these machines).
+if [ "$WITH_BROWSER" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  say "installing Debian's chromium and chromium-driver (apt-get) for browser tests"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >&2
 fi
 
 cat > "$TOOLS/env" <<ENV

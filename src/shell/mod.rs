@@ -103,7 +103,7 @@ async fn handle(ep: Endpoint, req: Request, route: RouteContext<()>) -> worker::
         Dispatch::NotAllowed => fail(ep, &ctx, OAuthError::method_not_allowed(ep.allow())),
         Dispatch::Run => run(ep, req, ctx, rest.as_deref()).await,
     };
-    let reply = if ep.is_browser() { reply } else { routes::with_cors(reply) };
+    let reply = if ep.is_browser() || method == "OPTIONS" { reply } else { routes::with_cors(reply) };
     console_log!("{} {} -> {}", method, ep_name(ep), reply.status);
     io::to_response(reply, method == "HEAD")
 }
