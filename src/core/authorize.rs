@@ -22,7 +22,7 @@ use super::session::{
 use super::types::{Rng, Secret, UnixTime};
 
 pub const MAX_STATE_LEN: usize = 1024;
-pub const MAX_SCOPE_LEN: usize = 1024;
+pub const MAX_SCOPE_LEN: usize = 4096;
 pub const MAX_RESOURCE_LEN: usize = 2000;
 
 /// Parse the query of `GET /oauth/authorize`.

@@ -23,8 +23,6 @@ pub const ATTIO_SCOPES: &[&str] = &[
     "scim_management:read", "scim_management:read-write",
 ];
 
-pub const DOCS_URL: &str = "https://github.com/attio-oauth-broker/attio-oauth-broker#readme";
-
 pub fn authorization_server(base: &str) -> Value {
     json!({
         "issuer": base,
@@ -40,7 +38,7 @@ pub fn authorization_server(base: &str) -> Value {
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
         "scopes_supported": ATTIO_SCOPES,
         "authorization_response_iss_parameter_supported": true,
-        "service_documentation": DOCS_URL,
+        "service_documentation": format!("{base}/"),
     })
 }
 
@@ -56,7 +54,7 @@ pub fn protected_resource(base: &str, suffix: Option<&str>) -> Value {
         "authorization_servers": [base],
         "scopes_supported": ATTIO_SCOPES,
         "bearer_methods_supported": ["header"],
-        "resource_documentation": DOCS_URL,
+        "resource_documentation": format!("{base}/"),
     })
 }
 
@@ -83,7 +81,7 @@ mod tests {
             "authorization_servers": ["https://b.dev"],
             "scopes_supported": ATTIO_SCOPES,
             "bearer_methods_supported": ["header"],
-            "resource_documentation": DOCS_URL,
+            "resource_documentation": "https://b.dev/",
         }));
     }
 }

@@ -18,7 +18,7 @@ use super::types::{AuthMethod, Rng, Secret, UnixTime};
 pub const MAX_BODY: usize = 64 * 1024;
 pub const MAX_REDIRECT_URIS: usize = 10;
 /// The serialised record must stay small enough to travel as a client id.
-pub const MAX_RECORD_LEN: usize = 4096;
+pub const MAX_RECORD_LEN: usize = 5000;
 pub const KV_ID_PREFIX: &str = "kv.";
 
 /// What the broker remembers about a registered client.
@@ -136,7 +136,7 @@ pub fn validate(body: &[u8], cfg: &Config, now: UnixTime) -> Result<ClientRecord
         name: opt_string(obj, "client_name", 200)?,
         client_uri: opt_url(obj, "client_uri")?,
         logo_uri: opt_url(obj, "logo_uri")?,
-        scope: opt_string(obj, "scope", 1000)?,
+        scope: opt_string(obj, "scope", 2000)?,
         software_id: opt_string(obj, "software_id", 200)?,
         software_version: opt_string(obj, "software_version", 100)?,
         grant_types,
