@@ -176,8 +176,7 @@ pub fn start_signin(
 }
 
 /// Has this browser already approved this client?
-pub fn already_approved(keys: &Keys, base: &str, cookie: Option<&str>, req: &ClientRequest, now: UnixTime) -> bool {
-    let _ = base;
+pub fn already_approved(keys: &Keys, cookie: Option<&str>, req: &ClientRequest, now: UnixTime) -> bool {
     is_approved(&read_approvals(keys, cookie, now), &req.client_ref)
 }
 
@@ -187,6 +186,7 @@ pub fn consent(
     keys: &Keys,
     base: &str,
     browser_cookie: Option<&str>,
+    client_id: &str,
     req: ClientRequest,
     client: &ClientRecord,
     nonce: &str,
@@ -196,10 +196,11 @@ pub fn consent(
     let policy = CookiePolicy::for_base(base);
     let (browser, _) = browser_value(browser_cookie, rng);
     let host = redirect::display_host(&req.redirect_uri);
+    let published_by = if super::cimd::is_document_id(client_id) { super::cimd::document_host(client_id) } else { None };
     let pending = PendingConsent { browser: browser_hash(keys, &browser), request: req, client_name: client.name.clone() };
     let sealed = keys.seal_json(Purpose::Consent, &pending, now + FLOW_TTL, rng);
     consent_page(
-        &ConsentView { client_name: client.name.as_deref(), redirect_host: &host, client_uri: client.client_uri.as_deref(), consent: &sealed },
+        &ConsentView { client_name: client.name.as_deref(), redirect_host: &host, client_uri: client.client_uri.as_deref(), published_by: published_by.as_deref(), consent: &sealed },
         nonce,
     )
     .header("Set-Cookie", &policy.set_browser(&browser))
@@ -349,7 +350,7 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let cookie = "A".repeat(43);
-        let page = consent(&keys, "http://l", Some(&cookie), req.clone(), &client(), "n", 100, &mut TestRng(2));
+        let page = consent(&keys, "http://l", Some(&cookie), "cid", req.clone(), &client(), "n", 100, &mut TestRng(2));
         let html = page.body_text().to_string();
         let start = html.find("name=\"consent\" value=\"").unwrap() + 22;
         let sealed = &html[start..start + html[start..].find('"').unwrap()];
@@ -367,6 +368,6 @@ mod tests {
         // approval is remembered
         let set = remember_approval(&keys, "http://l", None, &req, 101);
         let value = set.split(';').next().unwrap().split_once('=').unwrap().1;
-        assert!(already_approved(&keys, "http://l", Some(value), &req, 102));
+        assert!(already_approved(&keys, Some(value), &req, 102));
     }
 }

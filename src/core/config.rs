@@ -25,6 +25,9 @@ pub struct Config {
     /// `ALLOWED_REDIRECT_URIS`: exact URIs or host names; empty = no extra rule.
     pub allowed_redirects: Vec<String>,
     pub client_ttl_days: u64,
+    /// `UNSAFE_ALLOW_LOOPBACK_CLIENT_METADATA=true`: let http client
+    /// metadata documents on loopback through (tests, local development).
+    pub allow_loopback_client_metadata: bool,
     /// Problems with the settings that are present (not missing ones).
     pub invalid: Vec<String>,
 }
@@ -85,6 +88,7 @@ impl Config {
             kv_bound,
             allowed_redirects,
             client_ttl_days,
+            allow_loopback_client_metadata: get(super::cimd::LOOPBACK_SETTING).as_deref() == Some("true"),
             invalid,
         }
     }

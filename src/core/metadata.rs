@@ -38,6 +38,7 @@ pub fn authorization_server(base: &str) -> Value {
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
         "scopes_supported": ATTIO_SCOPES,
         "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": true,
         "service_documentation": format!("{base}/"),
     })
 }

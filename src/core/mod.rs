@@ -4,6 +4,7 @@
 
 pub mod authorize;
 pub mod callback;
+pub mod cimd;
 pub mod config;
 pub mod crypto;
 pub mod error;

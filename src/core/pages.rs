@@ -219,16 +219,21 @@ pub struct ConsentView<'a> {
     pub client_name: Option<&'a str>,
     pub redirect_host: &'a str,
     pub client_uri: Option<&'a str>,
+    /// For a Client ID Metadata Document: the host that published it.
+    pub published_by: Option<&'a str>,
     /// Sealed pending request, posted back with the decision.
     pub consent: &'a str,
 }
 
 pub fn consent_page(v: &ConsentView, nonce: &str) -> Reply {
     let name = v.client_name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or("Unnamed client");
-    let site = match v.client_uri {
+    let mut site = match v.client_uri {
         Some(u) => format!("<dt>Website</dt><dd>{}</dd>", esc(u)),
         None => String::new(),
     };
+    if let Some(h) = v.published_by {
+        site.push_str(&format!("<dt>Client information from</dt><dd><strong>{}</strong></dd>", esc(h)));
+    }
     let body = format!(
         "<div class=\"card\"><h1>Allow {name} to access your Attio workspace?</h1>\
 <p><strong>{name}</strong> wants to connect to Attio through this broker. If you approve, it will receive an \
@@ -292,12 +297,13 @@ mod tests {
 
     #[test]
     fn consent_page_escapes_name_and_defaults() {
-        let r = consent_page(&ConsentView { client_name: Some("<img src=x onerror=alert(1)>"), redirect_host: "evil\"host", client_uri: None, consent: "c\"v" }, "n");
+        let r = consent_page(&ConsentView { client_name: Some("<img src=x onerror=alert(1)>"), redirect_host: "evil\"host", client_uri: None, published_by: Some("<b>"), consent: "c\"v" }, "n");
         let html = r.body_text();
         assert!(!html.contains("<img"));
         assert!(html.contains("evil&quot;host"));
         assert!(html.contains("value=\"c&quot;v\""));
-        let r = consent_page(&ConsentView { client_name: None, redirect_host: "h", client_uri: None, consent: "c" }, "n");
+        assert!(html.contains("<strong>&lt;b&gt;</strong>"));
+        let r = consent_page(&ConsentView { client_name: None, redirect_host: "h", client_uri: None, published_by: None, consent: "c" }, "n");
         assert!(r.body_text().contains("Unnamed client"));
         assert!(!r.body_text().contains("<script"));
     }

@@ -219,6 +219,10 @@ pub enum ClientLookup {
     Stored(String),
     /// The id was a sealed registration; here it is.
     Sealed(ClientRecord),
+    /// A Client ID Metadata Document URL, checked and safe to fetch.
+    Document(url::Url),
+    /// A URL client id that must not be fetched; the reason.
+    RefusedDocument(String),
     /// Cannot be a client of this broker.
     Unknown,
 }
@@ -226,6 +230,12 @@ pub enum ClientLookup {
 pub fn lookup(client_id: &str, keys: &Keys, cfg: &Config, now: UnixTime) -> ClientLookup {
     if client_id.len() > crate::core::crypto::MAX_SEALED_LEN {
         return ClientLookup::Unknown;
+    }
+    if crate::core::cimd::is_document_id(client_id) {
+        return match crate::core::cimd::check_url(client_id, cfg.allow_loopback_client_metadata) {
+            Ok(u) => ClientLookup::Document(u),
+            Err(why) => ClientLookup::RefusedDocument(why),
+        };
     }
     if let Some(rest) = client_id.strip_prefix(KV_ID_PREFIX) {
         let well_formed = rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');

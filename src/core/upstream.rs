@@ -26,6 +26,8 @@ pub struct Outbound {
     pub headers: Vec<(&'static str, String)>,
     pub body: Option<String>,
     pub deadline_ms: u64,
+    /// Most bytes of the answer to read.
+    pub max_bytes: usize,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -37,7 +39,7 @@ impl std::fmt::Debug for Outbound {
 /// What came back, as the shell saw it.
 #[derive(Debug)]
 pub enum Answer {
-    Http { status: u16, retry_after: Option<String>, body: Vec<u8>, truncated: bool },
+    Http { status: u16, retry_after: Option<String>, cache_control: Option<String>, body: Vec<u8>, truncated: bool },
     Timeout,
     Network,
 }
@@ -52,6 +54,7 @@ fn form_post(url: &str, pairs: &[(&str, &str)], deadline_ms: u64) -> Outbound {
         ],
         body: Some(encode_form(pairs)),
         deadline_ms,
+        max_bytes: MAX_RESPONSE_BYTES,
     }
 }
 
@@ -100,6 +103,7 @@ pub fn introspect(cfg: &Config, access_token: &str) -> Outbound {
         headers: vec![("Authorization", format!("Bearer {access_token}")), ("Accept", "application/json".into())],
         body: None,
         deadline_ms: INTROSPECT_DEADLINE_MS,
+        max_bytes: MAX_RESPONSE_BYTES,
     }
 }
 
@@ -189,7 +193,7 @@ fn classify(answer: &Answer) -> Result<Value, UpstreamError> {
     match answer {
         Answer::Timeout => Err(UpstreamError::Timeout),
         Answer::Network => Err(UpstreamError::Network),
-        Answer::Http { status, retry_after, body, truncated } => {
+        Answer::Http { status, retry_after, body, truncated, .. } => {
             let json: Option<Value> = if *truncated { None } else { serde_json::from_slice(body).ok() };
             match *status {
                 200..=299 => json.filter(Value::is_object).ok_or(UpstreamError::BadBody),
@@ -279,7 +283,7 @@ mod tests {
     use super::*;
 
     fn http(status: u16, body: &str) -> Answer {
-        Answer::Http { status, retry_after: None, body: body.as_bytes().to_vec(), truncated: false }
+        Answer::Http { status, retry_after: None, cache_control: None, body: body.as_bytes().to_vec(), truncated: false }
     }
 
     #[test]
@@ -296,7 +300,7 @@ mod tests {
         assert_eq!(parse_token(&http(200, r#"{"token_type":"Bearer"}"#)).unwrap_err(), UpstreamError::BadBody);
         assert_eq!(parse_token(&http(200, r#"{"access_token":"x","token_type":"mac"}"#)).unwrap_err(), UpstreamError::BadBody);
         assert_eq!(
-            parse_token(&Answer::Http { status: 200, retry_after: None, body: b"{}".to_vec(), truncated: true }).unwrap_err(),
+            parse_token(&Answer::Http { status: 200, retry_after: None, cache_control: None, body: b"{}".to_vec(), truncated: true }).unwrap_err(),
             UpstreamError::BadBody
         );
         assert_eq!(
@@ -307,7 +311,7 @@ mod tests {
             parse_token(&http(400, r#"{"status_code":400,"message":"x"}"#)).unwrap_err(),
             UpstreamError::Refused { status: 400, error: None }
         );
-        let e = parse_token(&Answer::Http { status: 429, retry_after: Some("Wed, 21 Oct 2026 07:28:00 GMT".into()), body: vec![], truncated: false }).unwrap_err();
+        let e = parse_token(&Answer::Http { status: 429, retry_after: Some("Wed, 21 Oct 2026 07:28:00 GMT".into()), cache_control: None, body: vec![], truncated: false }).unwrap_err();
         assert_eq!(e.to_api_error().status, 503);
         assert_eq!(e.to_api_error().retry_after.as_deref(), Some("Wed, 21 Oct 2026 07:28:00 GMT"));
         assert_eq!(parse_token(&http(500, "")).unwrap_err().to_api_error().status, 502);

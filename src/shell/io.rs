@@ -11,7 +11,7 @@ use worker::{AbortController, Delay, Env, Fetch, Headers, KvStore, Method, Reque
 use crate::core::config::Config;
 use crate::core::http::{Incoming, Reply};
 use crate::core::types::Rng;
-use crate::core::upstream::{Answer, Outbound, MAX_RESPONSE_BYTES};
+use crate::core::upstream::{Answer, Outbound};
 
 pub const KV_BINDING: &str = "OAUTH_SESSIONS";
 
@@ -110,12 +110,13 @@ pub async fn send(out: &Outbound) -> Answer {
         };
         let status = resp.status_code();
         let retry_after = resp.headers().get("retry-after").ok().flatten();
+        let cache_control = resp.headers().get("cache-control").ok().flatten();
         let mut body = Vec::new();
         let mut truncated = false;
         if let Ok(mut stream) = resp.stream() {
             while let Some(chunk) = stream.next().await {
                 match chunk {
-                    Ok(c) if body.len() + c.len() <= MAX_RESPONSE_BYTES => body.extend_from_slice(&c),
+                    Ok(c) if body.len() + c.len() <= out.max_bytes => body.extend_from_slice(&c),
                     Ok(_) => {
                         truncated = true;
                         break;
@@ -124,7 +125,7 @@ pub async fn send(out: &Outbound) -> Answer {
                 }
             }
         }
-        Answer::Http { status, retry_after, body, truncated }
+        Answer::Http { status, retry_after, cache_control, body, truncated }
     };
     let deadline = Delay::from(Duration::from_millis(out.deadline_ms));
     let outcome = match select(Box::pin(work), deadline).await {

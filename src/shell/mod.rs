@@ -17,7 +17,7 @@ use crate::core::registration::{self, ClientLookup, ClientRecord};
 use crate::core::routes::{self, Dispatch, Endpoint};
 use crate::core::session::CookiePolicy;
 use crate::core::token::{self, CodeLocation, Grant};
-use crate::core::{health, metadata, pages, upstream};
+use crate::core::{cimd, health, metadata, pages, upstream};
 use io::{kv_delete, kv_get, kv_put, OsRng};
 
 #[event(fetch)]
@@ -156,15 +156,87 @@ async fn run(ep: Endpoint, req: Request, ctx: Ctx, rest: Option<&str>) -> Reply 
     result.unwrap_or_else(|e| fail(ep, &ctx, e))
 }
 
-/// Resolve a client id to its registration (KV or sealed).
-async fn resolve_client(ctx: &Ctx, keys: &Keys, client_id: &str) -> Result<Option<ClientRecord>, OAuthError> {
+/// Why a client id did not resolve.
+enum ClientProblem {
+    Unknown,
+    /// A client metadata document that was refused, could not be fetched, or
+    /// is invalid: why.
+    Document(String),
+    Storage,
+}
+
+impl ClientProblem {
+    /// At `/oauth/authorize`: an error page, never a redirect.
+    fn for_page(self) -> OAuthError {
+        match self {
+            ClientProblem::Unknown => authorize::unknown_client(),
+            ClientProblem::Document(why) => {
+                OAuthError::new(crate::core::error::ErrorCode::InvalidClient, 400, format!("client metadata document: {why}"))
+                    .with_help(Help::BadClientRequest)
+            }
+            ClientProblem::Storage => storage_error(),
+        }
+    }
+    /// At the token and revocation endpoints.
+    fn for_api(self) -> OAuthError {
+        match self {
+            ClientProblem::Unknown => OAuthError::invalid_client("unknown client"),
+            ClientProblem::Document(why) => OAuthError::invalid_client(format!("client metadata document: {why}")),
+            ClientProblem::Storage => storage_error(),
+        }
+    }
+}
+
+thread_local! {
+    /// Client metadata documents cached in this isolate: url -> (record, expires_at).
+    static DOCUMENTS: std::cell::RefCell<std::collections::HashMap<String, (ClientRecord, u64)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Resolve a client id to its registration: KV, sealed, or a client
+/// metadata document (cached per its Cache-Control, at most a day).
+async fn resolve_client(ctx: &Ctx, keys: &Keys, client_id: &str) -> Result<ClientRecord, ClientProblem> {
     match registration::lookup(client_id, keys, &ctx.cfg, ctx.now) {
-        ClientLookup::Unknown => Ok(None),
-        ClientLookup::Sealed(r) => Ok(Some(r)),
+        ClientLookup::Unknown => Err(ClientProblem::Unknown),
+        ClientLookup::Sealed(r) => Ok(r),
         ClientLookup::Stored(key) => {
-            let Some(kv) = &ctx.kv else { return Ok(None) };
-            let stored = kv_get(kv, &key).await.map_err(|_| storage_error())?;
-            Ok(stored.and_then(|s| registration::parse_stored(&s, ctx.now)))
+            let Some(kv) = &ctx.kv else { return Err(ClientProblem::Unknown) };
+            let stored = kv_get(kv, &key).await.map_err(|_| ClientProblem::Storage)?;
+            stored.and_then(|s| registration::parse_stored(&s, ctx.now)).ok_or(ClientProblem::Unknown)
+        }
+        ClientLookup::RefusedDocument(why) => Err(ClientProblem::Document(why)),
+        ClientLookup::Document(url) => {
+            let cached = DOCUMENTS.with(|d| d.borrow().get(client_id).filter(|(_, exp)| *exp > ctx.now).map(|(r, _)| r.clone()));
+            if let Some(r) = cached {
+                return Ok(r);
+            }
+            let kv_key = format!("cimd:{}", keys.storage_hash(client_id.as_bytes()));
+            if let Some(kv) = &ctx.kv {
+                if let Ok(Some(s)) = kv_get(kv, &kv_key).await {
+                    if let Ok(r) = serde_json::from_str::<ClientRecord>(&s) {
+                        return Ok(r);
+                    }
+                }
+            }
+            let answer = io::send(&cimd::fetch_request(&url)).await;
+            let record = cimd::parse_document(client_id, &answer, &ctx.cfg.allowed_redirects, ctx.now).map_err(ClientProblem::Document)?;
+            let ttl = match &answer {
+                upstream::Answer::Http { cache_control, .. } => cimd::cache_seconds(cache_control.as_deref()),
+                _ => 0,
+            };
+            if ttl > 0 {
+                DOCUMENTS.with(|d| {
+                    let mut d = d.borrow_mut();
+                    if d.len() >= 100 {
+                        d.clear();
+                    }
+                    d.insert(client_id.to_string(), (record.clone(), ctx.now + ttl));
+                });
+                if let (Some(kv), true) = (&ctx.kv, ttl >= 60) {
+                    let _ = kv_put(kv, &kv_key, serde_json::to_string(&record).unwrap_or_default(), ttl).await;
+                }
+            }
+            Ok(record)
         }
     }
 }
@@ -186,18 +258,18 @@ async fn authorize_get(ctx: &Ctx) -> Result<Reply, OAuthError> {
         let started = authorize::start_signin(&ctx.cfg, &keys, &ctx.base, ctx.browser_cookie(), None, ctx.now, &mut OsRng);
         return begin(ctx, started).await;
     };
-    let client = resolve_client(ctx, &keys, &client_id).await?.ok_or_else(authorize::unknown_client)?;
+    let client = resolve_client(ctx, &keys, &client_id).await.map_err(ClientProblem::for_page)?;
     let request = match authorize::check_client_request(&params, &client_id, &client, &keys, &ctx.base) {
         Checked::Ok(r) => r,
         Checked::Page(e) => return Err(e),
         Checked::Redirect(location) => return Ok(Reply::redirect(&location)),
     };
     let approvals = ctx.incoming.cookie(CookiePolicy::for_base(&ctx.base).approval_name());
-    if authorize::already_approved(&keys, &ctx.base, approvals, &request, ctx.now) {
+    if authorize::already_approved(&keys, approvals, &request, ctx.now) {
         let started = authorize::start_signin(&ctx.cfg, &keys, &ctx.base, ctx.browser_cookie(), Some(request), ctx.now, &mut OsRng);
         return begin(ctx, started).await;
     }
-    Ok(authorize::consent(&keys, &ctx.base, ctx.browser_cookie(), request, &client, &ctx.nonce, ctx.now, &mut OsRng))
+    Ok(authorize::consent(&keys, &ctx.base, ctx.browser_cookie(), &client_id, request, &client, &ctx.nonce, ctx.now, &mut OsRng))
 }
 
 // POST /oauth/authorize (the consent form)
@@ -276,7 +348,7 @@ async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
     // Authenticate the client whenever one is named.
     let client = match &presented.client_id {
         Some(id) => {
-            let record = resolve_client(ctx, &keys, id).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+            let record = resolve_client(ctx, &keys, id).await.map_err(ClientProblem::for_api)?;
             token::authenticate(&record, id, &presented, &keys)?;
             Some(id.clone())
         }
@@ -336,7 +408,7 @@ async fn revoke_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
     let params = token::parse_body(ctx.incoming.header("content-type"), &body)?;
     let presented = token::presented_client(&params, ctx.incoming.header("authorization"))?;
     if let Some(id) = &presented.client_id {
-        let record = resolve_client(ctx, &keys, id).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+        let record = resolve_client(ctx, &keys, id).await.map_err(ClientProblem::for_api)?;
         token::authenticate(&record, id, &presented, &keys)?;
     }
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;

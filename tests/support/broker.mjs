@@ -29,6 +29,7 @@ export async function startBroker({ kv = true, vars = {} } = {}) {
     modules: true,
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
     compatibilityDate: '2026-04-01',
+    compatibilityFlags: ['global_fetch_strictly_public'],
     kvNamespaces: kv ? ['OAUTH_SESSIONS'] : [],
     bindings: vars,
     host: '127.0.0.1',
