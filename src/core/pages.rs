@@ -45,6 +45,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:1re
 dt{font-weight:600}dd{margin:0;word-break:break-word}
 .error-code{font-family:ui-monospace,monospace;color:var(--bad)}
 .status{min-height:1.5em;color:var(--muted)}
+textarea.code{white-space:pre;word-break:normal;overflow-x:auto}
 "#;
 
 const COPY_SCRIPT: &str = r#"
@@ -97,18 +98,13 @@ pub struct TokenView<'a> {
     pub scope: Option<&'a str>,
 }
 
-/// The Claude Desktop configuration block with the token filled in.
+/// The Claude Desktop configuration block with the token filled in, in the
+/// order people expect to read it (serde_json would sort the keys).
 pub fn claude_desktop_config(token: &str) -> String {
-    let v = serde_json::json!({
-        "mcpServers": {
-            "attio": {
-                "command": "npx",
-                "args": ["-y", "attio-mcp"],
-                "env": { "ATTIO_ACCESS_TOKEN": token }
-            }
-        }
-    });
-    serde_json::to_string_pretty(&v).unwrap_or_default()
+    let token = serde_json::to_string(token).unwrap_or_else(|_| "\"\"".into());
+    format!(
+        "{{\n  \"mcpServers\": {{\n    \"attio\": {{\n      \"command\": \"npx\",\n      \"args\": [\"-y\", \"attio-mcp\"],\n      \"env\": {{\n        \"ATTIO_ACCESS_TOKEN\": {token}\n      }}\n    }}\n  }}\n}}"
+    )
 }
 
 pub fn token_page(v: &TokenView, nonce: &str) -> Reply {
@@ -145,7 +141,7 @@ pub fn token_page(v: &TokenView, nonce: &str) -> Reply {
 {refresh}<dl>{details}</dl>\
 <h2>Claude Desktop</h2><p class=\"muted\">Paste into <code>claude_desktop_config.json</code> (Settings → Developer → Edit Config), then restart Claude Desktop.</p>\
 <label for=\"config\">Configuration for Claude Desktop</label>\
-<textarea id=\"config\" rows=\"10\" readonly spellcheck=\"false\">{config}</textarea>\
+<textarea id=\"config\" class=\"code\" rows=\"11\" readonly spellcheck=\"false\" wrap=\"off\">{config}</textarea>\
 <div class=\"row\"><button type=\"button\" class=\"secondary\" data-copy=\"config\" data-status=\"config-status\">Copy configuration</button>\
 <span id=\"config-status\" class=\"status\" role=\"status\" aria-live=\"polite\"></span></div>\
 <p class=\"muted\">This page is shown once and is not stored. Close it when you are done.</p></div>",
@@ -285,6 +281,10 @@ mod tests {
         assert!(!html.contains("tok<1>"));
         assert!(html.contains("&lt;b&gt;W&lt;/b&gt;"));
         assert!(html.contains("ATTIO_ACCESS_TOKEN"));
+        let cfg: serde_json::Value = serde_json::from_str(&claude_desktop_config("t\"<")).unwrap();
+        assert_eq!(cfg["mcpServers"]["attio"]["env"]["ATTIO_ACCESS_TOKEN"], "t\"<");
+        assert_eq!(cfg["mcpServers"]["attio"]["args"], serde_json::json!(["-y", "attio-mcp"]));
+        assert!(claude_desktop_config("x").find("command").unwrap() < claude_desktop_config("x").find("args").unwrap());
         assert!(!html.contains("Refresh token"));
         assert!(html.contains("did not give an expiry"));
         let csp = r.get_header("Content-Security-Policy").unwrap();

@@ -295,18 +295,20 @@ async fn callback_get(ctx: &Ctx) -> Result<Reply, OAuthError> {
     let keys = ctx.keys()?;
     // 1. The state, before anything else.
     let params = callback::parse(ctx.incoming.query())?;
-    let session = match callback::locate(&params.state, &keys, ctx.kv.is_some(), ctx.now)? {
-        Located::Sealed(s) => s,
+    let (session, stored_key) = match callback::locate(&params.state, &keys, ctx.kv.is_some(), ctx.now)? {
+        Located::Sealed(s) => (s, None),
         Located::Stored(key) => {
             let kv = ctx.kv.as_ref().ok_or_else(storage_error)?;
             let stored = kv_get(kv, &key).await.map_err(|_| storage_error())?;
-            let session = callback::open_stored(&keys, stored.as_deref(), ctx.now)?;
-            // Used once: delete before going on.
-            kv_delete(kv, &key).await.map_err(|_| storage_error())?;
-            session
+            (callback::open_stored(&keys, stored.as_deref(), ctx.now)?, Some(key))
         }
     };
+    // Only the browser that started the sign-in may use (and so spend) it.
     callback::check_browser(&session, ctx.browser_cookie(), &keys, ctx.now)?;
+    if let (Some(key), Some(kv)) = (&stored_key, &ctx.kv) {
+        // Used once: delete before going on.
+        kv_delete(kv, key).await.map_err(|_| storage_error())?;
+    }
     // 2. Attio's answer.
     let code = match callback::next(&session, params, &ctx.base, &ctx.nonce) {
         Next::Done(reply) => return Ok(reply),
