@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Build the release Worker into build/ (wrangler's [build] command runs this).
+# Skips the build when build/ is newer than every source file, so restarting
+# `wrangler dev` is quick; `--force` builds anyway.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .tools/env
+if [ "${1:-}" != "--force" ] && [ -f build/index.js ] && [ -f build/index_bg.wasm ] \
+   && [ -z "$(find src Cargo.toml Cargo.lock -newer build/index_bg.wasm -print -quit)" ]; then
+  echo "[build] build/ is up to date with src/, Cargo.toml and Cargo.lock" >&2
+  exit 0
+fi
 echo "[build] worker-build --release" >&2
 worker-build --release >&2

@@ -121,7 +121,7 @@ pub fn next(session: &Session, params: CallbackParams, base: &str, nonce: &str) 
 }
 
 /// The manual flow's end: the token page, with the sign-in cookie cleared.
-pub fn token_page_reply(grant: &AttioGrant, base: &str, nonce: &str) -> Reply {
+pub fn token_page_reply(grant: &AttioGrant, base: &str, nonce: &str, stand_in: bool) -> Reply {
     token_page(
         &TokenView {
             access_token: grant.access_token.secret(),
@@ -129,6 +129,7 @@ pub fn token_page_reply(grant: &AttioGrant, base: &str, nonce: &str) -> Reply {
             expires_in: grant.expires_in,
             workspace_name: grant.workspace_name.as_deref(),
             scope: grant.scope.as_deref(),
+            stand_in,
         },
         nonce,
     )

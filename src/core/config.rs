@@ -109,6 +109,15 @@ impl Config {
         }
     }
 
+    /// Is Attio's token endpoint on this machine (the local stand-in)?
+    pub fn uses_stand_in(&self) -> bool {
+        url::Url::parse(&self.token_url).ok().and_then(|u| u.host().map(|h| match h {
+            url::Host::Domain(d) => d == "localhost",
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+        })) == Some(true)
+    }
+
     /// Key material: the dedicated BROKER_SECRET, else ATTIO_CLIENT_SECRET.
     pub fn key_material(&self) -> Option<&Secret> {
         self.broker_secret.as_ref().or(self.attio_client_secret.as_ref())
@@ -150,6 +159,8 @@ mod tests {
     fn defaults_point_at_attio() {
         let c = cfg(&[]);
         assert_eq!(c.token_url, DEFAULT_TOKEN_URL);
+        assert!(!c.uses_stand_in());
+        assert!(cfg(&[("ATTIO_TOKEN_URL", "http://127.0.0.1:8788/oauth/token")]).uses_stand_in());
         assert_eq!(c.missing(), Some(Missing(vec!["ATTIO_CLIENT_ID", "ATTIO_CLIENT_SECRET"])));
         assert!(c.key_material().is_none());
     }

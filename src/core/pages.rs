@@ -44,6 +44,7 @@ a{color:var(--accent)}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:1rem 0}
 dt{font-weight:600}dd{margin:0;word-break:break-word}
 .error-code{font-family:ui-monospace,monospace;color:var(--bad)}
+.stand-in{border:2px dashed var(--bad);border-radius:8px;padding:.5rem .75rem}
 .status{min-height:1.5em;color:var(--muted)}
 textarea.code{white-space:pre;word-break:normal;overflow-x:auto}
 "#;
@@ -96,6 +97,8 @@ pub struct TokenView<'a> {
     pub expires_in: Option<u64>,
     pub workspace_name: Option<&'a str>,
     pub scope: Option<&'a str>,
+    /// The token came from the local stand-in for Attio (tests, dev.sh).
+    pub stand_in: bool,
 }
 
 /// The Claude Desktop configuration block with the token filled in, in the
@@ -131,8 +134,14 @@ pub fn token_page(v: &TokenView, nonce: &str) -> Reply {
         None => String::new(),
     };
     let config = claude_desktop_config(v.access_token);
+    let stand_in = if v.stand_in {
+        "<p class=\"stand-in\" role=\"note\"><strong>Local stand-in:</strong> this token was issued by the local stand-in for Attio \
+(<code>ATTIO_TOKEN_URL</code> points at this machine). It does not work with the real Attio.</p>"
+    } else {
+        ""
+    };
     let body = format!(
-        "<div class=\"card\"><h1>Your Attio access token</h1>\
+        "<div class=\"card\"><h1>Your Attio access token</h1>{stand_in}\
 <p>Copy it into your MCP server's configuration. Treat it like a password: anyone who has it can use your Attio workspace.</p>\
 <label for=\"token\">Access token</label>\
 <textarea id=\"token\" rows=\"2\" readonly spellcheck=\"false\" autofocus>{token}</textarea>\
@@ -153,12 +162,12 @@ pub fn token_page(v: &TokenView, nonce: &str) -> Reply {
 
 fn error_title(e: &OAuthError) -> &'static str {
     match (e.help, e.code) {
+        (_, ErrorCode::AccessDenied) => "Access was not granted",
         (Help::Configuration, _) => "The broker is not configured",
         (Help::StartAgain, _) => "This sign-in link has expired or was already used",
         (Help::UpstreamExchange, _) => "Attio did not accept the sign-in",
         (Help::UpstreamUnavailable, _) => "Attio could not be reached",
         (Help::BadClientRequest, _) => "This sign-in request is not valid",
-        (_, ErrorCode::AccessDenied) => "Access was not granted",
         (_, ErrorCode::NotFound) => "Page not found",
         (_, ErrorCode::MethodNotAllowed) => "Method not allowed",
         _ => "Something went wrong",
@@ -192,6 +201,19 @@ fn error_checks(help: Help) -> &'static [&'static str] {
     }
 }
 
+/// "the state is missing" -> "The state is missing."
+fn sentence(s: &str) -> String {
+    let mut c = s.chars();
+    let mut out: String = match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 pub fn error_page(e: &OAuthError, nonce: &str) -> Reply {
     let checks: Vec<String> = error_checks(e.help).iter().map(|c| format!("<li>{c}</li>")).collect();
     let checks = if checks.is_empty() { String::new() } else { format!("<h2>What to check</h2><ul>{}</ul>", checks.join("")) };
@@ -199,13 +221,13 @@ pub fn error_page(e: &OAuthError, nonce: &str) -> Reply {
         Help::StartAgain | Help::UpstreamExchange | Help::UpstreamUnavailable => {
             "<p><a class=\"button\" href=\"/oauth/authorize\">Start again</a></p>"
         }
-        _ => "",
+        _ => "<p><a href=\"/\">Go to the start page</a></p>",
     };
     let body = format!(
         "<div class=\"card\"><h1>{title}</h1><p>{desc}</p>{checks}{again}\
 <p class=\"muted\">Error code: <span class=\"error-code\">{code}</span></p></div>",
         title = esc(error_title(e)),
-        desc = esc(&e.description),
+        desc = esc(&sentence(&e.description)),
         code = esc(e.code.as_str()),
     );
     page_reply(e.status, error_title(e), &body, nonce, false)
@@ -273,7 +295,7 @@ mod tests {
     #[test]
     fn token_page_shows_token_and_config_and_headers() {
         let r = token_page(
-            &TokenView { access_token: "tok<1>", refresh_token: None, expires_in: None, workspace_name: Some("<b>W</b>"), scope: Some("a:read b:read-write") },
+            &TokenView { access_token: "tok<1>", refresh_token: None, expires_in: None, workspace_name: Some("<b>W</b>"), scope: Some("a:read b:read-write"), stand_in: false },
             "NONCE",
         );
         let html = r.body_text();
@@ -313,7 +335,10 @@ mod tests {
         let e = OAuthError::invalid_request("bad <x>").with_help(Help::StartAgain);
         let r = error_page(&e, "n");
         assert_eq!(r.status, 400);
-        assert!(r.body_text().contains("bad &lt;x&gt;"));
+        assert!(r.body_text().contains("Bad &lt;x&gt;."));
+        let denied = OAuthError::new(ErrorCode::AccessDenied, 403, "denied").with_help(Help::StartAgain);
+        assert!(error_page(&denied, "n").body_text().contains("<h1>Access was not granted</h1>"));
+        assert!(error_page(&OAuthError::not_found(), "n").body_text().contains("href=\"/\""));
         assert!(r.body_text().contains("Start again"));
     }
 }

@@ -328,7 +328,7 @@ async fn callback_get(ctx: &Ctx) -> Result<Reply, OAuthError> {
     upstream::enrich(&mut grant, info);
     // 4. The token page, or a code for the client.
     if session.client.is_none() {
-        return Ok(callback::token_page_reply(&grant, &ctx.base, &ctx.nonce));
+        return Ok(callback::token_page_reply(&grant, &ctx.base, &ctx.nonce, ctx.cfg.uses_stand_in()));
     }
     let minted = callback::mint_code(&session, grant, &keys, ctx.kv.is_some(), &ctx.base, ctx.now, &mut OsRng)
         .ok_or_else(|| OAuthError::server_error("no client in this session"))?;

@@ -224,6 +224,7 @@ for (const mode of MODES) {
       assert.equal(res.status, 403, html);
       assertPageHeaders(res);
       assert.match(html, /denied/i);
+      assert.match(html, /<h1>Access was not granted<\/h1>/);
       assertStartAgain(html);
       assert.equal(browserCookie(res).attrs['max-age'], '0', 'cookie cleared');
       assert.equal(tokenRequests(stack.attio).length, 0, 'no code exchange at Attio');
