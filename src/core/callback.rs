@@ -93,7 +93,15 @@ pub fn next(session: &Session, params: CallbackParams, base: &str, nonce: &str) 
     let problem = match (&params.error, params.code) {
         (None, Some(code)) => return Next::Exchange { code },
         (Some(e), _) => e.clone(),
-        (None, None) => "missing_code".to_string(),
+        // A malformed callback, not an upstream failure: a 4xx, never 5xx.
+        (None, None) => {
+            let e = start_again("the callback has neither a code nor an error");
+            return Next::Done(match &session.client {
+                Some(req) => Reply::redirect(&error_redirect(&req.redirect_uri, ErrorCode::InvalidRequest, &e.description, req.state.as_deref(), base)),
+                None => e.to_page(nonce),
+            }
+            .header("Set-Cookie", &clear));
+        }
     };
     match &session.client {
         Some(req) => {
@@ -232,6 +240,10 @@ mod tests {
         }
         assert!(matches!(next(&session(&keys, None), parse("state=x&code=c").unwrap(), "https://b", "n"), Next::Exchange { .. }));
         assert!(parse("code=c").is_err());
+        match next(&session(&keys, None), parse("state=x").unwrap(), "https://b", "n") {
+            Next::Done(r) => assert_eq!(r.status, 400),
+            _ => panic!(),
+        }
     }
 
     #[test]

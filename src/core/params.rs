@@ -85,21 +85,26 @@ impl Params {
 
     /// Parse a JSON object whose values are strings (numbers and booleans are
     /// taken as their text; arrays, objects and nulls are refused).
+    /// A key repeated in the object is refused, as in a form.
     pub fn parse_json(input: &[u8]) -> Result<Params, ParamError> {
-        let value: serde_json::Value = serde_json::from_slice(input).map_err(|_| ParamError::NotAnObject)?;
-        let obj = value.as_object().ok_or(ParamError::NotAnObject)?;
-        if obj.len() > MAX_PARAMS {
+        // Read the entries in order, as a list, so a repeated key is seen
+        // (a JSON map would silently keep the last one).
+        let entries: Entries = serde_json::from_slice(input).map_err(|_| ParamError::NotAnObject)?;
+        if entries.0.len() > MAX_PARAMS {
             return Err(ParamError::TooMany);
         }
         let mut map = BTreeMap::new();
-        for (k, v) in obj {
+        for (k, v) in entries.0 {
             let s = match v {
-                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::String(s) => s,
                 serde_json::Value::Number(n) => n.to_string(),
                 serde_json::Value::Bool(b) => b.to_string(),
                 _ => return Err(ParamError::NotAnObject),
             };
-            insert(&mut map, k.clone(), s)?;
+            if map.contains_key(&k) {
+                return Err(ParamError::Repeated(k));
+            }
+            insert(&mut map, k, s)?;
         }
         Ok(Params { map })
     }
@@ -111,6 +116,32 @@ impl Params {
 
     pub fn has(&self, name: &str) -> bool {
         self.get(name).is_some()
+    }
+}
+
+/// The entries of a JSON object in order, duplicates kept.
+struct Entries(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Entries, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = m.next_entry::<String, serde_json::Value>()? {
+                    if out.len() > MAX_PARAMS {
+                        return Err(serde::de::Error::custom("too many parameters"));
+                    }
+                    out.push(entry);
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -231,6 +262,10 @@ mod tests {
         assert!(Params::parse_json(b"[1]").is_err());
         assert!(Params::parse_json(br#"{"a":[1]}"#).is_err());
         assert!(Params::parse_json(b"{").is_err());
+        assert_eq!(
+            Params::parse_json(br#"{"grant_type":"password","grant_type":"refresh_token"}"#).unwrap_err(),
+            ParamError::Repeated("grant_type".into())
+        );
     }
 
     #[test]

@@ -53,22 +53,35 @@ pub fn incoming(req: &Request) -> Incoming {
 }
 
 /// Read a request body, at most `limit` bytes. `None`: larger than the limit.
+/// An oversize body is still drained (up to `DRAIN_LIMIT`) before the 413 is
+/// sent, so the client's connection is not reset under it.
 pub async fn read_body(req: &mut Request, limit: usize) -> Option<Vec<u8>> {
-    if let Ok(Some(len)) = req.headers().get("content-length") {
-        if len.trim().parse::<usize>().map_or(false, |n| n > limit) {
-            return None;
-        }
-    }
+    const DRAIN_LIMIT: usize = 1024 * 1024;
+    let declared = req.headers().get("content-length").ok().flatten().and_then(|l| l.trim().parse::<usize>().ok());
     let Ok(mut stream) = req.stream() else { return Some(Vec::new()) };
     let mut out = Vec::new();
+    let mut seen = 0usize;
+    let mut too_big = declared.is_some_and(|n| n > limit);
     while let Some(chunk) = stream.next().await {
         let Ok(chunk) = chunk else { break };
-        if out.len() + chunk.len() > limit {
-            return None;
+        seen += chunk.len();
+        if seen > limit {
+            too_big = true;
+            out = Vec::new();
+        }
+        if too_big {
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+            continue;
         }
         out.extend_from_slice(&chunk);
     }
-    Some(out)
+    if too_big {
+        None
+    } else {
+        Some(out)
+    }
 }
 
 pub fn to_response(reply: Reply, head: bool) -> worker::Result<Response> {
