@@ -53,7 +53,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
 
 /// Everything a handler needs for one request.
 struct Ctx {
-    cfg: Config,
+    cfg: std::rc::Rc<Config>,
     kv: Option<KvStore>,
     incoming: Incoming,
     /// The public base URL, also the issuer.
@@ -63,15 +63,22 @@ struct Ctx {
 }
 
 impl Ctx {
-    /// Keys, or the error that names the missing settings.
-    fn keys(&self) -> Result<Keys, OAuthError> {
+    /// Keys, or the error that names the missing settings. Derived once
+    /// per isolate, like the settings they come from.
+    fn keys(&self) -> Result<std::rc::Rc<Keys>, OAuthError> {
         if let Some(m) = self.cfg.missing() {
             return Err(OAuthError::misconfigured(&m.0));
         }
-        match self.cfg.key_material() {
-            Some(k) => Ok(Keys::derive(k.secret().as_bytes())),
-            None => Err(OAuthError::misconfigured(&["ATTIO_CLIENT_SECRET"])),
-        }
+        let Some(material) = self.cfg.key_material() else {
+            return Err(OAuthError::misconfigured(&["ATTIO_CLIENT_SECRET"]));
+        };
+        let fingerprint = crate::core::crypto::sha256(material.secret().as_bytes());
+        let cached = KEYS.with(|k| k.borrow().as_ref().filter(|(f, _)| *f == fingerprint).map(|(_, keys)| keys.clone()));
+        Ok(cached.unwrap_or_else(|| {
+            let keys = std::rc::Rc::new(Keys::derive(material.secret().as_bytes()));
+            KEYS.with(|k| *k.borrow_mut() = Some((fingerprint, keys.clone())));
+            keys
+        }))
     }
 
     fn browser_cookie(&self) -> Option<&str> {
@@ -188,6 +195,8 @@ impl ClientProblem {
 }
 
 thread_local! {
+    /// Keys derived from the key material whose SHA-256 is the first field.
+    static KEYS: std::cell::RefCell<Option<([u8; 32], std::rc::Rc<Keys>)>> = const { std::cell::RefCell::new(None) };
     /// Client metadata documents cached in this isolate: url -> (record, expires_at).
     static DOCUMENTS: std::cell::RefCell<std::collections::HashMap<String, (ClientRecord, u64)>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
