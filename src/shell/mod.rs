@@ -101,7 +101,8 @@ async fn handle(ep: Endpoint, req: Request, route: RouteContext<()>) -> worker::
         cfg,
         kv,
         now: io::now(),
-        nonce: random_token(&mut OsRng)[..22].to_string(),
+        // Only HTML pages use a CSP nonce.
+        nonce: if ep.is_browser() { random_token(&mut OsRng)[..22].to_string() } else { String::new() },
         incoming,
     };
     let rest = route.param("rest").cloned();
