@@ -348,24 +348,29 @@ async fn callback_get(ctx: &Ctx) -> Result<Reply, OAuthError> {
     Ok(minted.reply)
 }
 
-// POST /oauth/token
-async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
-    let keys = ctx.keys()?;
-    let body = io::read_body(&mut req, token::MAX_BODY)
+/// The body of a token or revocation request, and the client it names,
+/// authenticated as registered (`None`: no client named).
+async fn api_request(req: &mut Request, ctx: &Ctx, keys: &Keys) -> Result<(token::Params, Option<String>), OAuthError> {
+    let body = io::read_body(req, token::MAX_BODY)
         .await
         .ok_or_else(|| OAuthError::new(crate::core::error::ErrorCode::InvalidRequest, 413, "the request body is larger than 64 KiB"))?;
     let params = token::parse_body(ctx.incoming.header("content-type"), &body)?;
     let presented = token::presented_client(&params, ctx.incoming.header("authorization"))?;
-    let grant = token::grant(&params)?;
-    // Authenticate the client whenever one is named.
-    let client = match &presented.client_id {
+    match &presented.client_id {
         Some(id) => {
-            let record = resolve_client(ctx, &keys, id).await.map_err(ClientProblem::for_api)?;
-            token::authenticate(&record, id, &presented, &keys)?;
-            Some(id.clone())
+            let record = resolve_client(ctx, keys, id).await.map_err(ClientProblem::for_api)?;
+            token::authenticate(&record, id, &presented, keys)?;
+            Ok((params, Some(id.clone())))
         }
-        None => None,
-    };
+        None => Ok((params, None)),
+    }
+}
+
+// POST /oauth/token
+async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
+    let keys = ctx.keys()?;
+    let (params, client) = api_request(&mut req, ctx, &keys).await?;
+    let grant = token::grant(&params)?;
     match grant {
         Grant::AuthorizationCode { code } => {
             let client_id = client.ok_or_else(|| OAuthError::invalid_client("client_id is required"))?;
@@ -414,15 +419,7 @@ async fn register_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError>
 // POST /oauth/revoke
 async fn revoke_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
     let keys = ctx.keys()?;
-    let body = io::read_body(&mut req, token::MAX_BODY)
-        .await
-        .ok_or_else(|| OAuthError::new(crate::core::error::ErrorCode::InvalidRequest, 413, "the request body is larger than 64 KiB"))?;
-    let params = token::parse_body(ctx.incoming.header("content-type"), &body)?;
-    let presented = token::presented_client(&params, ctx.incoming.header("authorization"))?;
-    if let Some(id) = &presented.client_id {
-        let record = resolve_client(ctx, &keys, id).await.map_err(ClientProblem::for_api)?;
-        token::authenticate(&record, id, &presented, &keys)?;
-    }
+    let (params, _client) = api_request(&mut req, ctx, &keys).await?;
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     match upstream::parse_revoke(&io::send(&upstream::revoke(&ctx.cfg, token)).await) {
         Ok(()) => Ok(Reply::new(200).header("Cache-Control", "no-store")),
