@@ -205,7 +205,8 @@ fn error_checks(help: Help) -> &'static [&'static str] {
 fn sentence(s: &str) -> String {
     let mut c = s.chars();
     let mut out: String = match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
+        // ASCII only: char::to_uppercase would link Unicode case tables.
+        Some(f) => std::iter::once(f.to_ascii_uppercase()).chain(c).collect(),
         None => String::new(),
     };
     if !out.ends_with(['.', '!', '?']) {

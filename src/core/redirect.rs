@@ -167,6 +167,11 @@ mod tests {
             assert!(!ok(u), "{u}");
         }
         assert!(!ok(&format!("https://x.dev/{}", "a".repeat(MAX_REDIRECT_URI_LEN))));
+        // Non-ASCII hosts (look-alikes such as a Cyrillic "а") do not parse;
+        // the punycode form is an ordinary, distinct host.
+        assert!(!ok("https://cl\u{0430}ude.ai/api/mcp/auth_callback"));
+        assert!(ok("https://xn--cude-7na.ai/api/mcp/auth_callback"));
+        assert!(!matches("https://claude.ai/api/mcp/auth_callback", "https://xn--cude-7na.ai/api/mcp/auth_callback"));
     }
 
     #[test]

@@ -198,6 +198,9 @@ impl ClientProblem {
 thread_local! {
     /// Keys derived from the key material whose SHA-256 is the first field.
     static KEYS: std::cell::RefCell<Option<([u8; 32], std::rc::Rc<Keys>)>> = const { std::cell::RefCell::new(None) };
+    /// Registered clients read from KV, by KV key.
+    static STORED_CLIENTS: std::cell::RefCell<std::collections::HashMap<String, ClientRecord>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
     /// Client metadata documents cached in this isolate: url -> (record, expires_at).
     static DOCUMENTS: std::cell::RefCell<std::collections::HashMap<String, (ClientRecord, u64)>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
@@ -211,8 +214,22 @@ async fn resolve_client(ctx: &Ctx, keys: &Keys, client_id: &str) -> Result<Clien
         ClientLookup::Sealed(r) => Ok(r),
         ClientLookup::Stored(key) => {
             let Some(kv) = &ctx.kv else { return Err(ClientProblem::Unknown) };
+            // Registrations never change, so a record read once is kept in
+            // the isolate until it lapses (saves a KV read per request).
+            let cached = STORED_CLIENTS.with(|c| c.borrow().get(&key).filter(|r| r.expires_at > ctx.now).cloned());
+            if let Some(r) = cached {
+                return Ok(r);
+            }
             let stored = kv_get(kv, &key).await.map_err(|_| ClientProblem::Storage)?;
-            stored.and_then(|s| registration::parse_stored(&s, ctx.now)).ok_or(ClientProblem::Unknown)
+            let record = stored.and_then(|s| registration::parse_stored(&s, ctx.now)).ok_or(ClientProblem::Unknown)?;
+            STORED_CLIENTS.with(|c| {
+                let mut c = c.borrow_mut();
+                if c.len() >= 1000 {
+                    c.clear();
+                }
+                c.insert(key, record.clone());
+            });
+            Ok(record)
         }
         ClientLookup::RefusedDocument(why) => Err(ClientProblem::Document(why)),
         ClientLookup::Document(url) => {
