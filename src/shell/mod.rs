@@ -150,8 +150,10 @@ async fn run(ep: Endpoint, req: Request, ctx: Ctx, rest: Option<&str>) -> Reply 
                 forwarded_host: ctx.incoming.header("x-forwarded-host"),
             },
         )),
-        Endpoint::AuthorizationServerMetadata => Ok(Reply::json(200, &metadata::authorization_server(&ctx.base))
-            .header("Cache-Control", "public, max-age=3600")),
+        Endpoint::AuthorizationServerMetadata => Ok(Reply::new(200)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header("Cache-Control", "public, max-age=3600")
+            .body(metadata_document(&ctx.base))),
         Endpoint::ProtectedResourceMetadata => Ok(Reply::json(200, &metadata::protected_resource(&ctx.base, rest))
             .header("Cache-Control", "public, max-age=3600")),
         Endpoint::Authorize if ctx.incoming.method == "POST" => consent_submit(req, &ctx).await,
@@ -198,12 +200,29 @@ impl ClientProblem {
 thread_local! {
     /// Keys derived from the key material whose SHA-256 is the first field.
     static KEYS: std::cell::RefCell<Option<([u8; 32], std::rc::Rc<Keys>)>> = const { std::cell::RefCell::new(None) };
+    /// The last authorization server metadata document: (base URL, bytes).
+    static METADATA: std::cell::RefCell<Option<(String, Vec<u8>)>> = const { std::cell::RefCell::new(None) };
     /// Registered clients read from KV, by KV key.
     static STORED_CLIENTS: std::cell::RefCell<std::collections::HashMap<String, ClientRecord>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
     /// Client metadata documents cached in this isolate: url -> (record, expires_at).
     static DOCUMENTS: std::cell::RefCell<std::collections::HashMap<String, (ClientRecord, u64)>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The RFC 8414 document for this base URL, serialised once per isolate.
+fn metadata_document(base: &str) -> Vec<u8> {
+    METADATA.with(|m| {
+        let mut m = m.borrow_mut();
+        match m.as_ref() {
+            Some((b, doc)) if b == base => doc.clone(),
+            _ => {
+                let doc = serde_json::to_vec(&metadata::authorization_server(base)).unwrap_or_default();
+                *m = Some((base.to_string(), doc.clone()));
+                doc
+            }
+        }
+    })
 }
 
 /// Resolve a client id to its registration: KV, sealed, or a client
