@@ -32,7 +32,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then
+  echo "bench: installing wrk (Debian package) for the load" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >&2
+fi
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   echo "[bench] building the release Worker (scripts/build.sh)" >&2
   bash scripts/build.sh
