@@ -24,6 +24,10 @@ use super::types::{Rng, Secret, UnixTime};
 pub const MAX_STATE_LEN: usize = 1024;
 pub const MAX_SCOPE_LEN: usize = 4096;
 pub const MAX_RESOURCE_LEN: usize = 2000;
+/// Everything a client asks the broker to carry through the flow (redirect
+/// URI, state, scope, resource) must fit in this many bytes, so that the
+/// sealed consent form, state and code stay well under their 8 KiB limit.
+pub const MAX_CARRIED_LEN: usize = 4096;
 
 /// Parse the query of `GET /oauth/authorize`.
 pub fn parse_query(query: &str) -> Result<Params, OAuthError> {
@@ -108,6 +112,10 @@ pub fn check_client_request(params: &Params, client_id: &str, client: &ClientRec
             return fail(ErrorCode::InvalidRequest, "resource must be an absolute URI without a fragment");
         }
     }
+    let carried = redirect_uri.len() + state.map_or(0, str::len) + scope.map_or(0, str::len) + resource.map_or(0, str::len);
+    if carried > MAX_CARRIED_LEN {
+        return fail(ErrorCode::InvalidRequest, "redirect_uri, state, scope and resource together are longer than 4096 bytes");
+    }
     Checked::Ok(ClientRequest {
         client_ref: client_ref(keys, client_id),
         redirect_uri,
@@ -175,9 +183,16 @@ pub fn start_signin(
     Started { location, cookies: vec![policy.set_browser(&browser)], store }
 }
 
-/// Has this browser already approved this client?
+/// What an approval is remembered for: this client *and* this exact redirect
+/// URI. A public client's id is no secret, so an approval must not carry
+/// over to another loopback port or another address (RFC 8252 §8.6).
+fn approval_ref(keys: &Keys, req: &ClientRequest) -> String {
+    keys.storage_hash(format!("approval:{}:{}", req.client_ref, req.redirect_uri).as_bytes())[..22].to_string()
+}
+
+/// Has this browser already approved this client for this redirect URI?
 pub fn already_approved(keys: &Keys, cookie: Option<&str>, req: &ClientRequest, now: UnixTime) -> bool {
-    is_approved(&read_approvals(keys, cookie, now), &req.client_ref)
+    is_approved(&read_approvals(keys, cookie, now), &approval_ref(keys, req))
 }
 
 /// The consent page, bound to this browser: the form carries the sealed
@@ -243,7 +258,7 @@ pub fn check_consent_submission(
 pub fn remember_approval(keys: &Keys, base: &str, existing: Option<&str>, req: &ClientRequest, now: UnixTime) -> String {
     let policy = CookiePolicy::for_base(base);
     let list = read_approvals(keys, existing, now);
-    policy.set_approvals(&write_approvals(keys, list, &req.client_ref, now))
+    policy.set_approvals(&write_approvals(keys, list, &approval_ref(keys, req), now))
 }
 
 /// After a denial: back to the client with `access_denied`.
@@ -329,6 +344,15 @@ mod tests {
     }
 
     #[test]
+    fn carried_values_have_one_budget() {
+        let q = format!("response_type=code&redirect_uri=http://localhost:1/cb&code_challenge={CH}&code_challenge_method=S256&scope={}&resource=https://r.example/{}", "s".repeat(3000), "r".repeat(1500));
+        match check(&q) {
+            Checked::Redirect(url) => assert!(url.contains("error=invalid_request")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn start_signin_points_at_attio_with_pkce() {
         let cfg = Config::from_lookup(|k| (k == "ATTIO_CLIENT_ID").then(|| "attio-id".to_string()), false);
         let s = start_signin(&cfg, &Keys::derive(b"k"), "https://b.dev", None, None, 100, &mut TestRng(4));
@@ -369,5 +393,8 @@ mod tests {
         let set = remember_approval(&keys, "http://l", None, &req, 101);
         let value = set.split(';').next().unwrap().split_once('=').unwrap().1;
         assert!(already_approved(&keys, Some(value), &req, 102));
+        let mut other_port = req.clone();
+        other_port.redirect_uri = "http://localhost:2/cb".into();
+        assert!(!already_approved(&keys, Some(value), &other_port, 102));
     }
 }

@@ -40,6 +40,8 @@ pub enum Purpose {
     Code = 4,
     /// Records at rest in KV (sessions).
     Stored = 5,
+    /// A refresh token handed to a client: Attio's, bound to that client.
+    Refresh = 6,
 }
 
 impl Purpose {
@@ -50,14 +52,16 @@ impl Purpose {
             Purpose::Client => b"attio-oauth-broker/v1/seal/client",
             Purpose::Code => b"attio-oauth-broker/v1/seal/code",
             Purpose::Stored => b"attio-oauth-broker/v1/seal/stored",
+            Purpose::Refresh => b"attio-oauth-broker/v1/seal/refresh",
         }
     }
-    const ALL: [Purpose; 5] = [
+    const ALL: [Purpose; 6] = [
         Purpose::State,
         Purpose::Consent,
         Purpose::Client,
         Purpose::Code,
         Purpose::Stored,
+        Purpose::Refresh,
     ];
 }
 
@@ -72,7 +76,7 @@ pub enum OpenError {
 
 /// Keys for every purpose, derived once per request from one secret.
 pub struct Keys {
-    seal: [[u8; 32]; 5],
+    seal: [[u8; 32]; 6],
     approval_mac: [u8; 32],
     client_secret_mac: [u8; 32],
     hash_key: [u8; 32],
@@ -89,7 +93,7 @@ impl Keys {
             let _ = hk.expand(label, &mut k);
             k
         };
-        let mut seal = [[0u8; 32]; 5];
+        let mut seal = [[0u8; 32]; 6];
         for p in Purpose::ALL {
             seal[p as usize - 1] = expand(p.label());
         }

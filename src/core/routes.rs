@@ -20,7 +20,9 @@ pub enum Endpoint {
 impl Endpoint {
     pub fn allow(self) -> &'static str {
         match self {
-            Endpoint::Authorize => "GET, HEAD, POST, OPTIONS",
+            // No HEAD where a GET has effects (starting or finishing a sign-in).
+            Endpoint::Authorize => "GET, POST, OPTIONS",
+            Endpoint::Callback => "GET, OPTIONS",
             Endpoint::Token | Endpoint::Register | Endpoint::Revoke => "POST, OPTIONS",
             _ => "GET, HEAD, OPTIONS",
         }
@@ -76,6 +78,8 @@ mod tests {
         assert_eq!(dispatch(Endpoint::Token, "POST"), Dispatch::Run);
         assert_eq!(dispatch(Endpoint::Token, "GET"), Dispatch::NotAllowed);
         assert_eq!(dispatch(Endpoint::Health, "HEAD"), Dispatch::Run);
+        assert_eq!(dispatch(Endpoint::Callback, "HEAD"), Dispatch::NotAllowed);
+        assert_eq!(dispatch(Endpoint::Authorize, "HEAD"), Dispatch::NotAllowed);
         assert_eq!(dispatch(Endpoint::Health, "DELETE"), Dispatch::NotAllowed);
         assert_eq!(dispatch(Endpoint::Register, "OPTIONS"), Dispatch::Preflight);
         let p = preflight(Endpoint::Register);

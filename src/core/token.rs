@@ -11,7 +11,7 @@ use super::params::decode;
 use super::pkce;
 use super::registration::{secret_matches, ClientRecord};
 use super::session::{client_ref, code_key, is_token_shaped, CodeGrant};
-use super::types::{AttioGrant, AuthMethod, UnixTime};
+use super::types::{AttioGrant, AuthMethod, Rng, Secret, UnixTime};
 
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -143,6 +143,51 @@ pub fn check_code(grant: &CodeGrant, params: &Params, client_id: &str, keys: &Ke
     }
 }
 
+/// A refresh token as the broker hands it to a client: Attio's refresh
+/// token, sealed together with the client it was issued to. Attio's own
+/// refresh token is useless without the broker's client secret; the broker
+/// adds that secret, so it must make sure only the same client refreshes
+/// (RFC 6749 §6).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BoundRefresh {
+    client_ref: String,
+    attio: Secret,
+}
+
+/// Replace Attio's refresh token in `grant` (if any) by one bound to `client_id`.
+pub fn bind_refresh(grant: &mut AttioGrant, keys: &Keys, client_id: &str, rng: &mut dyn Rng) {
+    if let Some(rt) = grant.refresh_token.take() {
+        let bound = BoundRefresh { client_ref: client_ref(keys, client_id), attio: rt };
+        grant.refresh_token = Some(Secret::new(keys.seal_json(Purpose::Refresh, &bound, 0, rng)));
+    }
+}
+
+/// Which Attio refresh token a refresh request may use, given the client
+/// that authenticated (if any). A token bound to a client needs that client;
+/// an unbound token is one a person copied from the token page (the manual
+/// flow) and is refused from registered clients.
+pub fn refresh_for<'a>(
+    presented: &'a str,
+    client: Option<(&str, &ClientRecord)>,
+    keys: &Keys,
+    now: UnixTime,
+) -> Result<(Secret, bool), OAuthError> {
+    match (keys.open_json::<BoundRefresh>(Purpose::Refresh, presented, now), client) {
+        (Ok(_), None) => Err(OAuthError::invalid_client("this refresh token was issued to a client: authenticate as that client")),
+        (Ok(b), Some((id, record))) => {
+            if !super::crypto::ct_eq(client_ref(keys, id).as_bytes(), b.client_ref.as_bytes()) {
+                return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
+            }
+            if !record.grant_types.iter().any(|g| g == "refresh_token") {
+                return Err(OAuthError::new(ErrorCode::UnauthorizedClient, 400, "this client did not register the refresh_token grant"));
+            }
+            Ok((b.attio, true))
+        }
+        (Err(_), Some(_)) => Err(OAuthError::invalid_grant("the refresh token is invalid for this client")),
+        (Err(_), None) => Ok((Secret::new(presented), false)),
+    }
+}
+
 /// The token response (RFC 6749 §5.1): the Attio token, the scopes Attio
 /// reported, a refresh token only if Attio gave one, an expiry only if Attio
 /// gave one.
@@ -267,6 +312,37 @@ mod tests {
         }
         assert!(open_stored_code(&keys, Some(&kv.store.unwrap().1), 100).is_ok());
         assert!(open_stored_code(&keys, None, 100).is_err());
+    }
+
+    #[test]
+    fn refresh_tokens_are_bound_to_their_client() {
+        let keys = Keys::derive(b"k");
+        let rec = |grants: &[&str]| ClientRecord {
+            redirect_uris: vec![],
+            auth: AuthMethod::None,
+            name: None,
+            client_uri: None,
+            logo_uri: None,
+            scope: None,
+            software_id: None,
+            software_version: None,
+            grant_types: grants.iter().map(|g| g.to_string()).collect(),
+            issued_at: 0,
+            expires_at: 0,
+            secret_hash: None,
+        };
+        let full = rec(&["authorization_code", "refresh_token"]);
+        let mut g = AttioGrant { access_token: Secret::new("at"), refresh_token: Some(Secret::new("attio-rt")), expires_in: None, scope: None, workspace_name: None };
+        bind_refresh(&mut g, &keys, "cid", &mut TestRng(4));
+        let bound = g.refresh_token.unwrap().secret().to_string();
+        assert!(!bound.contains("attio-rt"));
+        assert_eq!(refresh_for(&bound, Some(("cid", &full)), &keys, 1).unwrap().0.secret(), "attio-rt");
+        assert_eq!(refresh_for(&bound, Some(("other", &full)), &keys, 1).unwrap_err().code, ErrorCode::InvalidGrant);
+        assert_eq!(refresh_for(&bound, None, &keys, 1).unwrap_err().code, ErrorCode::InvalidClient);
+        assert_eq!(refresh_for(&bound, Some(("cid", &rec(&["authorization_code"]))), &keys, 1).unwrap_err().code, ErrorCode::UnauthorizedClient);
+        // an unbound (manual flow) token works only without a client
+        assert_eq!(refresh_for("raw", None, &keys, 1).unwrap().0.secret(), "raw");
+        assert_eq!(refresh_for("raw", Some(("cid", &full)), &keys, 1).unwrap_err().code, ErrorCode::InvalidGrant);
     }
 
     #[test]

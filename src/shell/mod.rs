@@ -386,7 +386,7 @@ async fn callback_get(ctx: &Ctx) -> Result<Reply, OAuthError> {
 
 /// The body of a token or revocation request, and the client it names,
 /// authenticated as registered (`None`: no client named).
-async fn api_request(req: &mut Request, ctx: &Ctx, keys: &Keys) -> Result<(token::Params, Option<String>), OAuthError> {
+async fn api_request(req: &mut Request, ctx: &Ctx, keys: &Keys) -> Result<(token::Params, Option<(String, ClientRecord)>), OAuthError> {
     let body = io::read_body(req, token::MAX_BODY)
         .await
         .ok_or_else(|| OAuthError::new(crate::core::error::ErrorCode::InvalidRequest, 413, "the request body is larger than 64 KiB"))?;
@@ -396,7 +396,7 @@ async fn api_request(req: &mut Request, ctx: &Ctx, keys: &Keys) -> Result<(token
         Some(id) => {
             let record = resolve_client(ctx, keys, id).await.map_err(ClientProblem::for_api)?;
             token::authenticate(&record, id, &presented, keys)?;
-            Ok((params, Some(id.clone())))
+            Ok((params, Some((id.clone(), record))))
         }
         None => Ok((params, None)),
     }
@@ -409,7 +409,7 @@ async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
     let grant = token::grant(&params)?;
     match grant {
         Grant::AuthorizationCode { code } => {
-            let client_id = client.ok_or_else(|| OAuthError::invalid_client("client_id is required"))?;
+            let client_id = client.map(|(id, _)| id).ok_or_else(|| OAuthError::invalid_client("client_id is required"))?;
             let code_grant = match token::locate_code(&code, &keys, ctx.kv.is_some(), ctx.now)? {
                 CodeLocation::Sealed(g) => g,
                 CodeLocation::Stored(key) => {
@@ -421,12 +421,21 @@ async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
                 }
             };
             token::check_code(&code_grant, &params, &client_id, &keys, ctx.now)?;
-            Ok(token::token_reply(&code_grant.grant))
+            let mut grant = code_grant.grant;
+            token::bind_refresh(&mut grant, &keys, &client_id, &mut OsRng);
+            Ok(token::token_reply(&grant))
         }
         Grant::Refresh { refresh_token, scope } => {
-            let out = upstream::refresh(&ctx.cfg, &refresh_token, scope.as_deref());
+            let named = client.as_ref().map(|(id, rec)| (id.as_str(), rec));
+            let (attio_rt, bound) = token::refresh_for(&refresh_token, named, &keys, ctx.now)?;
+            let out = upstream::refresh(&ctx.cfg, attio_rt.secret(), scope.as_deref());
             match upstream::parse_token(&io::send(&out).await) {
-                Ok(g) => Ok(token::token_reply(&g)),
+                Ok(mut g) => {
+                    if let (true, Some((id, _))) = (bound, &client) {
+                        token::bind_refresh(&mut g, &keys, id, &mut OsRng);
+                    }
+                    Ok(token::token_reply(&g))
+                }
                 Err(e) => {
                     console_log!("{}", e.log_line("refresh"));
                     Err(e.to_api_error())

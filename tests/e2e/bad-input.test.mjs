@@ -336,11 +336,20 @@ describe('every endpoint', () => {
     });
 
     it('browser endpoints: PUT/DELETE/PATCH /oauth/authorize, POST /oauth/callback → 405 page with Allow', async () => {
-      for (const [method, path, allow] of [['PUT', '/oauth/authorize', 'GET, HEAD, POST, OPTIONS'], ['DELETE', '/oauth/authorize', 'GET, HEAD, POST, OPTIONS'],
-        ['PATCH', '/oauth/authorize', 'GET, HEAD, POST, OPTIONS'], ['POST', '/oauth/callback', 'GET, HEAD, OPTIONS'], ['PUT', '/oauth/callback', 'GET, HEAD, OPTIONS']]) {
+      // No HEAD on the endpoints whose GET starts or finishes a sign-in.
+      for (const [method, path, allow] of [['PUT', '/oauth/authorize', 'GET, POST, OPTIONS'], ['DELETE', '/oauth/authorize', 'GET, POST, OPTIONS'],
+        ['PATCH', '/oauth/authorize', 'GET, POST, OPTIONS'], ['POST', '/oauth/callback', 'GET, OPTIONS'], ['PUT', '/oauth/callback', 'GET, OPTIONS']]) {
         const r = await call(`${s.url}${path}`, { method, headers: { 'content-type': FORM }, body: 'a=1' });
         page(r, 405);
         assert.equal(r.headers.allow, allow, `${method} ${path}`);
+      }
+    });
+
+    it('HEAD /oauth/callback and /oauth/authorize → 405 without running the endpoint', async () => {
+      for (const [path, allow] of [['/oauth/callback?state=x&code=y', 'GET, OPTIONS'], ['/oauth/authorize', 'GET, POST, OPTIONS']]) {
+        const r = await raw(s.url, 'HEAD', path);
+        assert.equal(r.status, 405, path);
+        assert.equal(r.headers.allow, allow, path);
       }
     });
 

@@ -159,6 +159,14 @@ for (const mode of MODES) {
       const res = await browser.request(`${s.url}/oauth/authorize?${q}`);
       assert.equal(res.status, 302);
       assert.ok(res.headers.get('location').startsWith(s.attio.urls.authorize));
+      // the approval is for this redirect URI only: another loopback port asks again
+      const q3 = new URLSearchParams({ response_type: 'code', client_id: client.client_id, redirect_uri: 'http://127.0.0.1:10/callback', code_challenge: pkcePair().challenge, code_challenge_method: 'S256' });
+      const client2 = await register(s.url, { redirect_uris: ['http://127.0.0.1/callback'] });
+      const approved2 = new Browser();
+      await clientFlow(s.url, approved2, { client: client2, redirectUri: 'http://127.0.0.1:4000/callback' });
+      const q4 = new URLSearchParams({ response_type: 'code', client_id: client2.client_id, redirect_uri: 'http://127.0.0.1:5000/callback', code_challenge: pkcePair().challenge, code_challenge_method: 'S256' });
+      assert.equal((await approved2.request(`${s.url}/oauth/authorize?${q4}`)).status, 200, 'consent again on another port');
+      void q3;
       // another client is not approved by it
       const other = await register(s.url);
       const q2 = new URLSearchParams({ response_type: 'code', client_id: other.client_id, redirect_uri: REDIRECT, code_challenge: pkcePair().challenge, code_challenge_method: 'S256' });
@@ -254,17 +262,30 @@ for (const mode of MODES) {
       }
     });
 
-    it('a refresh token from Attio is passed to the client', async () => {
+    it('a refresh token from Attio reaches the client bound to it: only that client can refresh', async () => {
       const s2 = await startStack({ kv: mode.kv, attio: { issueRefreshToken: true } });
       try {
         const client = await register(s2.url);
         const f = await clientFlow(s2.url, new Browser(), { client, redirectUri: REDIRECT });
         const t = await tokenRequest(s2.url, { grant_type: 'authorization_code', code: f.params.code, redirect_uri: REDIRECT, client_id: client.client_id, code_verifier: f.pkce.verifier });
         assert.equal(t.status, 200);
-        assert.equal(t.body.refresh_token, s2.attio.refreshTokens.at(-1));
+        const attioRt = s2.attio.refreshTokens.at(-1);
+        assert.ok(t.body.refresh_token);
+        assert.notEqual(t.body.refresh_token, attioRt, "Attio's refresh token is sealed to the client");
+        assert.ok(!t.body.refresh_token.includes(attioRt));
         const r = await tokenRequest(s2.url, { grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: client.client_id });
         assert.equal(r.status, 200);
         assert.ok(r.body.access_token);
+        assert.equal(s2.attio.requests.filter((q) => q.path === '/oauth/token').at(-1).form.refresh_token, attioRt, 'Attio got its own refresh token');
+        const anonymous = await tokenRequest(s2.url, { grant_type: 'refresh_token', refresh_token: t.body.refresh_token });
+        assert.equal(anonymous.status, 401);
+        assert.equal(anonymous.body.error, 'invalid_client');
+        const other = await register(s2.url);
+        const stolen = await tokenRequest(s2.url, { grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: other.client_id });
+        assert.equal(stolen.status, 400);
+        assert.equal(stolen.body.error, 'invalid_grant');
+        const rawFromClient = await tokenRequest(s2.url, { grant_type: 'refresh_token', refresh_token: attioRt, client_id: client.client_id });
+        assert.equal(rawFromClient.status, 400);
       } finally {
         await s2.close();
       }
