@@ -202,6 +202,9 @@ thread_local! {
     static KEYS: std::cell::RefCell<Option<([u8; 32], std::rc::Rc<Keys>)>> = const { std::cell::RefCell::new(None) };
     /// The last authorization server metadata document: (base URL, bytes).
     static METADATA: std::cell::RefCell<Option<(String, Vec<u8>)>> = const { std::cell::RefCell::new(None) };
+    /// Sealed (stateless) codes this isolate has redeemed: key -> expiry.
+    static USED_CODES: std::cell::RefCell<std::collections::HashMap<String, u64>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
     /// Registered clients read from KV, by KV key.
     static STORED_CLIENTS: std::cell::RefCell<std::collections::HashMap<String, ClientRecord>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
@@ -411,7 +414,22 @@ async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
         Grant::AuthorizationCode { code } => {
             let client_id = client.map(|(id, _)| id).ok_or_else(|| OAuthError::invalid_client("client_id is required"))?;
             let code_grant = match token::locate_code(&code, &keys, ctx.kv.is_some(), ctx.now)? {
-                CodeLocation::Sealed(g) => g,
+                CodeLocation::Sealed(g) => {
+                    // A sealed code cannot be marked used everywhere; this
+                    // isolate at least refuses to redeem it twice.
+                    let key = crate::core::session::code_key(&keys, &code);
+                    let seen = USED_CODES.with(|u| {
+                        let mut u = u.borrow_mut();
+                        if u.len() >= 10_000 {
+                            u.retain(|_, exp| *exp > ctx.now);
+                        }
+                        u.insert(key, g.expires_at).is_some()
+                    });
+                    if seen {
+                        return Err(OAuthError::invalid_grant("the authorization code is invalid, expired or already used"));
+                    }
+                    g
+                }
                 CodeLocation::Stored(key) => {
                     let kv = ctx.kv.as_ref().ok_or_else(storage_error)?;
                     let stored = kv_get(kv, &key).await.map_err(|_| storage_error())?;
