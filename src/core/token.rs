@@ -188,6 +188,20 @@ pub fn refresh_for<'a>(
     }
 }
 
+/// What to revoke at Attio for a token presented at `/oauth/revoke`: a
+/// refresh token the broker bound to a client is unwrapped to Attio's own
+/// (`None`: it belongs to another client, so nothing is revoked and, per
+/// RFC 7009, the answer is still 200); anything else is passed on as it is.
+pub fn revocable(presented: &str, client_id: Option<&str>, keys: &Keys, now: UnixTime) -> Option<Secret> {
+    match keys.open_json::<BoundRefresh>(Purpose::Refresh, presented, now) {
+        Ok(b) => match client_id {
+            Some(id) if !super::crypto::ct_eq(client_ref(keys, id).as_bytes(), b.client_ref.as_bytes()) => None,
+            _ => Some(b.attio),
+        },
+        Err(_) => Some(Secret::new(presented)),
+    }
+}
+
 /// The token response (RFC 6749 §5.1): the Attio token, the scopes Attio
 /// reported, a refresh token only if Attio gave one, an expiry only if Attio
 /// gave one.
@@ -343,6 +357,11 @@ mod tests {
         // an unbound (manual flow) token works only without a client
         assert_eq!(refresh_for("raw", None, &keys, 1).unwrap().0.secret(), "raw");
         assert_eq!(refresh_for("raw", Some(("cid", &full)), &keys, 1).unwrap_err().code, ErrorCode::InvalidGrant);
+        // revocation unwraps a bound token for its own client only
+        assert_eq!(revocable(&bound, Some("cid"), &keys, 1).unwrap().secret(), "attio-rt");
+        assert_eq!(revocable(&bound, None, &keys, 1).unwrap().secret(), "attio-rt");
+        assert!(revocable(&bound, Some("other"), &keys, 1).is_none());
+        assert_eq!(revocable("at", Some("cid"), &keys, 1).unwrap().secret(), "at");
     }
 
     #[test]

@@ -482,9 +482,12 @@ async fn register_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError>
 // POST /oauth/revoke
 async fn revoke_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
     let keys = ctx.keys()?;
-    let (params, _client) = api_request(&mut req, ctx, &keys).await?;
-    let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    match upstream::parse_revoke(&io::send(&upstream::revoke(&ctx.cfg, token)).await) {
+    let (params, client) = api_request(&mut req, ctx, &keys).await?;
+    let presented = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let Some(token) = token::revocable(presented, client.as_ref().map(|(id, _)| id.as_str()), &keys, ctx.now) else {
+        return Ok(Reply::new(200).header("Cache-Control", "no-store"));
+    };
+    match upstream::parse_revoke(&io::send(&upstream::revoke(&ctx.cfg, token.secret())).await) {
         Ok(()) => Ok(Reply::new(200).header("Cache-Control", "no-store")),
         Err(e) => {
             console_log!("{}", e.log_line("revoke"));

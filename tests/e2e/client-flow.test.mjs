@@ -284,6 +284,16 @@ for (const mode of MODES) {
         assert.equal(stolen.body.error, 'invalid_grant');
         const rawFromClient = await tokenRequest(s2.url, { grant_type: 'refresh_token', refresh_token: attioRt, client_id: client.client_id });
         assert.equal(rawFromClient.status, 400);
+        // revoking the bound refresh token revokes Attio's own at Attio
+        const revoke = (form) => fetch(`${s2.url}/oauth/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form) });
+        const before = s2.attio.requests.filter((q) => q.path === '/oauth/revoke').length;
+        assert.equal((await revoke({ token: t.body.refresh_token, client_id: other.client_id })).status, 200);
+        assert.equal(s2.attio.requests.filter((q) => q.path === '/oauth/revoke').length, before, "another client's revocation does nothing");
+        assert.equal((await revoke({ token: t.body.refresh_token, client_id: client.client_id })).status, 200);
+        assert.equal(s2.attio.requests.filter((q) => q.path === '/oauth/revoke').at(-1).form.token, attioRt);
+        const afterRevoke = await tokenRequest(s2.url, { grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: client.client_id });
+        assert.equal(afterRevoke.status, 400);
+        assert.equal(afterRevoke.body.error, 'invalid_grant');
       } finally {
         await s2.close();
       }
