@@ -254,6 +254,19 @@ pub fn parse_stored(json: &str, now: UnixTime) -> Option<ClientRecord> {
     (r.expires_at == 0 || now < r.expires_at).then_some(r)
 }
 
+/// A KV registration with less than half of its time to live left, renewed
+/// for a full one: (record to store, TTL). `None` when no renewal is due (or
+/// the client is not stored in KV).
+pub fn renewal(record: &ClientRecord, cfg: &Config, now: UnixTime) -> Option<(ClientRecord, u64)> {
+    let ttl = cfg.client_ttl_days * 86_400;
+    if record.expires_at == 0 || record.expires_at.saturating_sub(now) >= ttl / 2 {
+        return None;
+    }
+    let mut renewed = record.clone();
+    renewed.expires_at = now + ttl;
+    Some((renewed, ttl))
+}
+
 /// Check a presented secret against the client (constant time).
 pub fn secret_matches(record: &ClientRecord, client_id: &str, presented: &str, keys: &Keys) -> bool {
     match &record.secret_hash {
@@ -334,6 +347,11 @@ mod tests {
         let parsed = parse_stored(&stored, 6).unwrap();
         assert!(secret_matches(&parsed, &reg.client_id, secret.secret(), &keys));
         assert!(parse_stored(&stored, 5 + ttl).is_none());
+        // renewed only when less than half of its time to live is left
+        assert!(renewal(&parsed, &c, 6).is_none());
+        let (renewed, ttl2) = renewal(&parsed, &c, 5 + ttl / 2 + 1).unwrap();
+        assert_eq!(renewed.expires_at, 5 + ttl / 2 + 1 + ttl2);
+        assert_eq!(renewed.secret_hash, parsed.secret_hash);
         // without KV, a kv. id is unknown
         assert_eq!(lookup(&reg.client_id, &keys, &cfg(false), 6), ClientLookup::Unknown);
     }

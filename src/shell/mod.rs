@@ -412,7 +412,7 @@ async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
     let grant = token::grant(&params)?;
     match grant {
         Grant::AuthorizationCode { code } => {
-            let client_id = client.map(|(id, _)| id).ok_or_else(|| OAuthError::invalid_client("client_id is required"))?;
+            let (client_id, record) = client.ok_or_else(|| OAuthError::invalid_client("client_id is required"))?;
             let code_grant = match token::locate_code(&code, &keys, ctx.kv.is_some(), ctx.now)? {
                 CodeLocation::Sealed(g) => {
                     // A sealed code cannot be marked used everywhere; this
@@ -441,6 +441,14 @@ async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
             token::check_code(&code_grant, &params, &client_id, &keys, ctx.now)?;
             let mut grant = code_grant.grant;
             token::bind_refresh(&mut grant, &keys, &client_id, &mut OsRng);
+            // A client in use keeps its registration: renew it in KV when
+            // less than half of its time to live is left.
+            if let (Some(kv), Some((renewed, ttl))) = (&ctx.kv, registration::renewal(&record, &ctx.cfg, ctx.now)) {
+                let key = registration::client_key(&client_id);
+                if kv_put(kv, &key, serde_json::to_string(&renewed).unwrap_or_default(), ttl).await.is_ok() {
+                    STORED_CLIENTS.with(|c| c.borrow_mut().insert(key, renewed));
+                }
+            }
             Ok(token::token_reply(&grant))
         }
         Grant::Refresh { refresh_token, scope } => {
