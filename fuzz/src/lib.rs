@@ -113,7 +113,14 @@ pub fn check(data: &[u8]) {
     let form = Params::parse_form(data);
     let _ = Params::parse_json(data);
     if let Ok(p) = &form {
-        for name in ["client_id", "state", "code", "redirect_uri", "grant_type", ""] {
+        for name in [
+            "client_id",
+            "state",
+            "code",
+            "redirect_uri",
+            "grant_type",
+            "",
+        ] {
             let _ = p.get(name);
         }
     }
@@ -125,9 +132,19 @@ pub fn check(data: &[u8]) {
     if redirect::matches(a, b) && a != b && redirect::check_registrable(a, &[]).is_ok() {
         // Beyond exact equality, a registered URI only matches a loopback
         // http URI on another port: same host, no fragment, no user info.
-        assert!(b.starts_with("http://"), "non-exact match for a non-http URI: {a:?} ~ {b:?}");
-        assert!(!b.contains('#') && !b.contains('@'), "matched a URI with a fragment or user info: {a:?} ~ {b:?}");
-        assert_eq!(url_host(a), url_host(b), "matches() accepted another host: {a:?} ~ {b:?}");
+        assert!(
+            b.starts_with("http://"),
+            "non-exact match for a non-http URI: {a:?} ~ {b:?}"
+        );
+        assert!(
+            !b.contains('#') && !b.contains('@'),
+            "matched a URI with a fragment or user info: {a:?} ~ {b:?}"
+        );
+        assert_eq!(
+            url_host(a),
+            url_host(b),
+            "matches() accepted another host: {a:?} ~ {b:?}"
+        );
     }
     let _ = redirect::display_host(s);
 
@@ -141,8 +158,12 @@ pub fn check(data: &[u8]) {
             let reg = registration::register(record.clone(), &f.keys, cfg, &mut rng);
             let _ = registration::response_body(&reg);
             match registration::lookup(&reg.client_id, &f.keys, cfg, NOW + 1) {
-                ClientLookup::Sealed(back) => assert_eq!(back, record, "a sealed registration must open as itself"),
-                ClientLookup::Stored(key) => assert_eq!(key, registration::client_key(&reg.client_id)),
+                ClientLookup::Sealed(back) => {
+                    assert_eq!(back, record, "a sealed registration must open as itself")
+                }
+                ClientLookup::Stored(key) => {
+                    assert_eq!(key, registration::client_key(&reg.client_id))
+                }
                 other => panic!("a fresh registration looked up as {other:?}"),
             }
             if let Some((stored, _)) = &reg.store {
@@ -157,7 +178,11 @@ pub fn check(data: &[u8]) {
 
     // token.rs
     let ct = CONTENT_TYPES[sel % CONTENT_TYPES.len()];
-    for parsed in [token::parse_body(Some(ct), data), token::parse_body(Some(a), b.as_bytes()), token::parse_body(None, data)] {
+    for parsed in [
+        token::parse_body(Some(ct), data),
+        token::parse_body(Some(a), b.as_bytes()),
+        token::parse_body(None, data),
+    ] {
         if let Ok(params) = parsed {
             let _ = token::presented_client(&params, None);
             let _ = token::presented_client(&params, Some(a));
@@ -176,7 +201,13 @@ pub fn check(data: &[u8]) {
     let _ = callback::open_stored(&f.keys, Some(s), NOW);
 
     // crypto.rs: no purpose opens a forged value, and none panics.
-    for p in [Purpose::State, Purpose::Consent, Purpose::Client, Purpose::Code, Purpose::Stored] {
+    for p in [
+        Purpose::State,
+        Purpose::Consent,
+        Purpose::Client,
+        Purpose::Code,
+        Purpose::Stored,
+    ] {
         let _ = f.keys.open(p, s, NOW);
         let _ = f.keys.open(p, s, 0);
         let _ = f.keys.open(p, s, u64::MAX);
@@ -189,9 +220,15 @@ pub fn check(data: &[u8]) {
     if data.len() <= 512 {
         let mut rng = XorShift(0xD1B5_4A32_D192_ED03 ^ sel as u64);
         let sealed = f.keys.seal(Purpose::Code, data, NOW + 10, &mut rng);
-        assert_eq!(f.keys.open(Purpose::Code, &sealed, NOW).as_deref(), Ok(data));
+        assert_eq!(
+            f.keys.open(Purpose::Code, &sealed, NOW).as_deref(),
+            Ok(data)
+        );
         assert!(f.keys.open(Purpose::State, &sealed, NOW).is_err());
-        assert!(f.keys.open(Purpose::Code, &sealed, NOW + 10).is_err(), "an expired value opened");
+        assert!(
+            f.keys.open(Purpose::Code, &sealed, NOW + 10).is_err(),
+            "an expired value opened"
+        );
     }
 
     // session.rs, pkce.rs: cookies and verifiers.
@@ -218,7 +255,10 @@ pub fn check(data: &[u8]) {
     };
     if let Err(e) = upstream::parse_token(&answer) {
         let line = e.log_line("fuzz");
-        assert!(!line.contains('<') && !line.contains('\n'), "log line carries input: {line:?}");
+        assert!(
+            !line.contains('<') && !line.contains('\n'),
+            "log line carries input: {line:?}"
+        );
         let _ = e.to_api_error();
         let _ = e.to_page_error();
     }
@@ -227,5 +267,8 @@ pub fn check(data: &[u8]) {
 }
 
 fn url_host(u: &str) -> Option<String> {
-    url::Url::parse(u).ok()?.host_str().map(str::to_ascii_lowercase)
+    url::Url::parse(u)
+        .ok()?
+        .host_str()
+        .map(str::to_ascii_lowercase)
 }

@@ -16,8 +16,8 @@ use super::pkce;
 use super::redirect;
 use super::registration::ClientRecord;
 use super::session::{
-    browser_hash, browser_value, client_ref, is_approved, place_session, read_approvals, write_approvals,
-    ClientRequest, CookiePolicy, PendingConsent, Session, FLOW_TTL,
+    browser_hash, browser_value, client_ref, is_approved, place_session, read_approvals,
+    write_approvals, ClientRequest, CookiePolicy, PendingConsent, Session, FLOW_TTL,
 };
 use super::types::{Rng, Secret, UnixTime};
 
@@ -51,7 +51,13 @@ pub fn unknown_client() -> OAuthError {
 
 /// Build an error redirect to a verified client redirect URI (with `iss`,
 /// RFC 9207).
-pub fn error_redirect(redirect_uri: &str, code: ErrorCode, desc: &str, state: Option<&str>, issuer: &str) -> String {
+pub fn error_redirect(
+    redirect_uri: &str,
+    code: ErrorCode,
+    desc: &str,
+    state: Option<&str>,
+    issuer: &str,
+) -> String {
     let mut pairs = vec![("error", code.as_str()), ("error_description", desc)];
     if let Some(s) = state {
         pairs.push(("state", s));
@@ -71,35 +77,82 @@ pub enum Checked {
 }
 
 /// Check an MCP client's authorization request against its registration.
-pub fn check_client_request(params: &Params, client_id: &str, client: &ClientRecord, keys: &Keys, issuer: &str) -> Checked {
+pub fn check_client_request(
+    params: &Params,
+    client_id: &str,
+    client: &ClientRecord,
+    keys: &Keys,
+    issuer: &str,
+) -> Checked {
     // 1. The redirect URI: registered, or the only one registered.
     let (redirect_uri, given) = match params.get("redirect_uri") {
-        Some(r) => match client.redirect_uris.iter().any(|reg| redirect::matches(reg, r)) {
+        Some(r) => match client
+            .redirect_uris
+            .iter()
+            .any(|reg| redirect::matches(reg, r))
+        {
             true => (r.to_string(), true),
-            false => return Checked::Page(page_error("redirect_uri is not one of the client's registered redirect URIs")),
+            false => {
+                return Checked::Page(page_error(
+                    "redirect_uri is not one of the client's registered redirect URIs",
+                ))
+            }
         },
         None if client.redirect_uris.len() == 1 => (client.redirect_uris[0].clone(), false),
-        None => return Checked::Page(page_error("redirect_uri is required when a client registered several")),
+        None => {
+            return Checked::Page(page_error(
+                "redirect_uri is required when a client registered several",
+            ))
+        }
     };
     // From here on errors go back to the client.
     let state = params.get("state");
     if state.is_some_and(|s| s.len() > MAX_STATE_LEN) {
         let e = "state is longer than 1024 characters";
-        return Checked::Redirect(error_redirect(&redirect_uri, ErrorCode::InvalidRequest, e, None, issuer));
+        return Checked::Redirect(error_redirect(
+            &redirect_uri,
+            ErrorCode::InvalidRequest,
+            e,
+            None,
+            issuer,
+        ));
     }
-    let fail = |code: ErrorCode, desc: &str| Checked::Redirect(error_redirect(&redirect_uri, code, desc, state, issuer));
+    let fail = |code: ErrorCode, desc: &str| {
+        Checked::Redirect(error_redirect(&redirect_uri, code, desc, state, issuer))
+    };
     match params.get("response_type") {
         Some("code") => {}
         None => return fail(ErrorCode::InvalidRequest, "response_type is required"),
-        Some(_) => return fail(ErrorCode::UnsupportedResponseType, "only response_type=code is supported"),
+        Some(_) => {
+            return fail(
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            )
+        }
     }
-    let challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
-        (None, _) => return fail(ErrorCode::InvalidRequest, "PKCE is required: send code_challenge with code_challenge_method=S256"),
+    let challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
+        (None, _) => {
+            return fail(
+                ErrorCode::InvalidRequest,
+                "PKCE is required: send code_challenge with code_challenge_method=S256",
+            )
+        }
         (Some(_), Some("S256")) => params.get("code_challenge").unwrap_or_default(),
-        (Some(_), _) => return fail(ErrorCode::InvalidRequest, "code_challenge_method must be S256 (plain is not allowed)"),
+        (Some(_), _) => {
+            return fail(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method must be S256 (plain is not allowed)",
+            )
+        }
     };
     if !pkce::is_valid_challenge(challenge) {
-        return fail(ErrorCode::InvalidRequest, "code_challenge must be 43 base64url characters (S256)");
+        return fail(
+            ErrorCode::InvalidRequest,
+            "code_challenge must be 43 base64url characters (S256)",
+        );
     }
     let scope = params.get("scope");
     if scope.is_some_and(|s| s.len() > MAX_SCOPE_LEN) {
@@ -109,12 +162,21 @@ pub fn check_client_request(params: &Params, client_id: &str, client: &ClientRec
     if let Some(r) = resource {
         let ok = r.len() <= MAX_RESOURCE_LEN && !r.contains('#') && url::Url::parse(r).is_ok();
         if !ok {
-            return fail(ErrorCode::InvalidRequest, "resource must be an absolute URI without a fragment");
+            return fail(
+                ErrorCode::InvalidRequest,
+                "resource must be an absolute URI without a fragment",
+            );
         }
     }
-    let carried = redirect_uri.len() + state.map_or(0, str::len) + scope.map_or(0, str::len) + resource.map_or(0, str::len);
+    let carried = redirect_uri.len()
+        + state.map_or(0, str::len)
+        + scope.map_or(0, str::len)
+        + resource.map_or(0, str::len);
     if carried > MAX_CARRIED_LEN {
-        return fail(ErrorCode::InvalidRequest, "redirect_uri, state, scope and resource together are longer than 4096 bytes");
+        return fail(
+            ErrorCode::InvalidRequest,
+            "redirect_uri, state, scope and resource together are longer than 4096 bytes",
+        );
     }
     Checked::Ok(ClientRequest {
         client_ref: client_ref(keys, client_id),
@@ -171,7 +233,10 @@ pub fn start_signin(
     let location = append_query(
         &cfg.authorize_url,
         &[
-            ("client_id", cfg.attio_client_id.as_deref().unwrap_or_default()),
+            (
+                "client_id",
+                cfg.attio_client_id.as_deref().unwrap_or_default(),
+            ),
             ("response_type", "code"),
             ("redirect_uri", &callback),
             ("state", &placed.state),
@@ -179,19 +244,31 @@ pub fn start_signin(
             ("code_challenge_method", "S256"),
         ],
     );
-    let store = placed.store.map(|v| (super::session::session_key(&placed.state), v, FLOW_TTL));
-    Started { location, cookies: vec![policy.set_browser(&browser)], store }
+    let store = placed
+        .store
+        .map(|v| (super::session::session_key(&placed.state), v, FLOW_TTL));
+    Started {
+        location,
+        cookies: vec![policy.set_browser(&browser)],
+        store,
+    }
 }
 
 /// What an approval is remembered for: this client *and* this exact redirect
 /// URI. A public client's id is no secret, so an approval must not carry
 /// over to another loopback port or another address (RFC 8252 §8.6).
 fn approval_ref(keys: &Keys, req: &ClientRequest) -> String {
-    keys.storage_hash(format!("approval:{}:{}", req.client_ref, req.redirect_uri).as_bytes())[..22].to_string()
+    keys.storage_hash(format!("approval:{}:{}", req.client_ref, req.redirect_uri).as_bytes())[..22]
+        .to_string()
 }
 
 /// Has this browser already approved this client for this redirect URI?
-pub fn already_approved(keys: &Keys, cookie: Option<&str>, req: &ClientRequest, now: UnixTime) -> bool {
+pub fn already_approved(
+    keys: &Keys,
+    cookie: Option<&str>,
+    req: &ClientRequest,
+    now: UnixTime,
+) -> bool {
     is_approved(&read_approvals(keys, cookie, now), &approval_ref(keys, req))
 }
 
@@ -211,11 +288,25 @@ pub fn consent(
     let policy = CookiePolicy::for_base(base);
     let (browser, _) = browser_value(browser_cookie, rng);
     let host = redirect::display_host(&req.redirect_uri);
-    let published_by = if super::cimd::is_document_id(client_id) { super::cimd::document_host(client_id) } else { None };
-    let pending = PendingConsent { browser: browser_hash(keys, &browser), request: req, client_name: client.name.clone() };
+    let published_by = if super::cimd::is_document_id(client_id) {
+        super::cimd::document_host(client_id)
+    } else {
+        None
+    };
+    let pending = PendingConsent {
+        browser: browser_hash(keys, &browser),
+        request: req,
+        client_name: client.name.clone(),
+    };
     let sealed = keys.seal_json(Purpose::Consent, &pending, now + FLOW_TTL, rng);
     consent_page(
-        &ConsentView { client_name: client.name.as_deref(), redirect_host: &host, client_uri: client.client_uri.as_deref(), published_by: published_by.as_deref(), consent: &sealed },
+        &ConsentView {
+            client_name: client.name.as_deref(),
+            redirect_host: &host,
+            client_uri: client.client_uri.as_deref(),
+            published_by: published_by.as_deref(),
+            consent: &sealed,
+        },
         nonce,
     )
     .header("Set-Cookie", &policy.set_browser(&browser))
@@ -236,15 +327,27 @@ pub fn check_consent_submission(
     now: UnixTime,
 ) -> Result<(Decision, ClientRequest), OAuthError> {
     let params = Params::parse_form(body).map_err(|e| page_error(&e.describe()))?;
-    let sealed = params.get("consent").ok_or_else(|| page_error("the consent form is incomplete"))?;
-    let pending: PendingConsent = keys
-        .open_json(Purpose::Consent, sealed, now)
-        .map_err(|_| OAuthError::invalid_request("this consent form has expired or is not valid").with_help(Help::StartAgain))?;
+    let sealed = params
+        .get("consent")
+        .ok_or_else(|| page_error("the consent form is incomplete"))?;
+    let pending: PendingConsent = keys.open_json(Purpose::Consent, sealed, now).map_err(|_| {
+        OAuthError::invalid_request("this consent form has expired or is not valid")
+            .with_help(Help::StartAgain)
+    })?;
     let Some(cookie) = browser_cookie else {
-        return Err(OAuthError::invalid_request("this browser's sign-in cookie is missing").with_help(Help::StartAgain));
+        return Err(
+            OAuthError::invalid_request("this browser's sign-in cookie is missing")
+                .with_help(Help::StartAgain),
+        );
     };
-    if !super::crypto::ct_eq(browser_hash(keys, cookie).as_bytes(), pending.browser.as_bytes()) {
-        return Err(OAuthError::invalid_request("this consent form was not issued to this browser").with_help(Help::StartAgain));
+    if !super::crypto::ct_eq(
+        browser_hash(keys, cookie).as_bytes(),
+        pending.browser.as_bytes(),
+    ) {
+        return Err(OAuthError::invalid_request(
+            "this consent form was not issued to this browser",
+        )
+        .with_help(Help::StartAgain));
     }
     let decision = match params.get("action") {
         Some("approve") => Decision::Approve,
@@ -255,7 +358,13 @@ pub fn check_consent_submission(
 }
 
 /// After an approval: the cookie that remembers it.
-pub fn remember_approval(keys: &Keys, base: &str, existing: Option<&str>, req: &ClientRequest, now: UnixTime) -> String {
+pub fn remember_approval(
+    keys: &Keys,
+    base: &str,
+    existing: Option<&str>,
+    req: &ClientRequest,
+    now: UnixTime,
+) -> String {
     let policy = CookiePolicy::for_base(base);
     let list = read_approvals(keys, existing, now);
     policy.set_approvals(&write_approvals(keys, list, &approval_ref(keys, req), now))
@@ -263,7 +372,13 @@ pub fn remember_approval(keys: &Keys, base: &str, existing: Option<&str>, req: &
 
 /// After a denial: back to the client with `access_denied`.
 pub fn denied_redirect(req: &ClientRequest, issuer: &str) -> String {
-    error_redirect(&req.redirect_uri, ErrorCode::AccessDenied, "the user denied access", req.state.as_deref(), issuer)
+    error_redirect(
+        &req.redirect_uri,
+        ErrorCode::AccessDenied,
+        "the user denied access",
+        req.state.as_deref(),
+        issuer,
+    )
 }
 
 #[cfg(test)]
@@ -274,7 +389,10 @@ mod tests {
 
     fn client() -> ClientRecord {
         ClientRecord {
-            redirect_uris: vec!["https://claude.ai/api/mcp/auth_callback".into(), "http://localhost:3334/cb".into()],
+            redirect_uris: vec![
+                "https://claude.ai/api/mcp/auth_callback".into(),
+                "http://localhost:3334/cb".into(),
+            ],
             auth: AuthMethod::None,
             name: Some("Claude".into()),
             client_uri: None,
@@ -296,7 +414,13 @@ mod tests {
     const CH: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
     fn check(query: &str) -> Checked {
-        check_client_request(&q(query), "cid", &client(), &Keys::derive(b"k"), "https://b.dev")
+        check_client_request(
+            &q(query),
+            "cid",
+            &client(),
+            &Keys::derive(b"k"),
+            "https://b.dev",
+        )
     }
 
     #[test]
@@ -314,7 +438,10 @@ mod tests {
 
     #[test]
     fn unverified_redirect_is_a_page_never_a_redirect() {
-        assert!(matches!(check("response_type=code&redirect_uri=https://evil.example/cb"), Checked::Page(_)));
+        assert!(matches!(
+            check("response_type=code&redirect_uri=https://evil.example/cb"),
+            Checked::Page(_)
+        ));
         assert!(matches!(check("response_type=code"), Checked::Page(_)));
     }
 
@@ -322,12 +449,27 @@ mod tests {
     fn errors_after_verification_redirect_with_state_and_iss() {
         let base = "redirect_uri=https://claude.ai/api/mcp/auth_callback&state=s1";
         for (extra, code) in [
-            (format!("&code_challenge={CH}&code_challenge_method=S256"), "invalid_request"),
-            (format!("&response_type=token&code_challenge={CH}&code_challenge_method=S256"), "unsupported_response_type"),
+            (
+                format!("&code_challenge={CH}&code_challenge_method=S256"),
+                "invalid_request",
+            ),
+            (
+                format!("&response_type=token&code_challenge={CH}&code_challenge_method=S256"),
+                "unsupported_response_type",
+            ),
             ("&response_type=code".to_string(), "invalid_request"),
-            (format!("&response_type=code&code_challenge={CH}&code_challenge_method=plain"), "invalid_request"),
-            (format!("&response_type=code&code_challenge={CH}"), "invalid_request"),
-            ("&response_type=code&code_challenge=short&code_challenge_method=S256".to_string(), "invalid_request"),
+            (
+                format!("&response_type=code&code_challenge={CH}&code_challenge_method=plain"),
+                "invalid_request",
+            ),
+            (
+                format!("&response_type=code&code_challenge={CH}"),
+                "invalid_request",
+            ),
+            (
+                "&response_type=code&code_challenge=short&code_challenge_method=S256".to_string(),
+                "invalid_request",
+            ),
         ] {
             match check(&format!("{base}{extra}")) {
                 Checked::Redirect(url) => {
@@ -354,8 +496,19 @@ mod tests {
 
     #[test]
     fn start_signin_points_at_attio_with_pkce() {
-        let cfg = Config::from_lookup(|k| (k == "ATTIO_CLIENT_ID").then(|| "attio-id".to_string()), false);
-        let s = start_signin(&cfg, &Keys::derive(b"k"), "https://b.dev", None, None, 100, &mut TestRng(4));
+        let cfg = Config::from_lookup(
+            |k| (k == "ATTIO_CLIENT_ID").then(|| "attio-id".to_string()),
+            false,
+        );
+        let s = start_signin(
+            &cfg,
+            &Keys::derive(b"k"),
+            "https://b.dev",
+            None,
+            None,
+            100,
+            &mut TestRng(4),
+        );
         let u = url::Url::parse(&s.location).unwrap();
         let p: std::collections::HashMap<_, _> = u.query_pairs().into_owned().collect();
         assert_eq!(p["client_id"], "attio-id");
@@ -374,7 +527,17 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let cookie = "A".repeat(43);
-        let page = consent(&keys, "http://l", Some(&cookie), "cid", req.clone(), &client(), "n", 100, &mut TestRng(2));
+        let page = consent(
+            &keys,
+            "http://l",
+            Some(&cookie),
+            "cid",
+            req.clone(),
+            &client(),
+            "n",
+            100,
+            &mut TestRng(2),
+        );
         let html = page.body_text().to_string();
         let start = html.find("name=\"consent\" value=\"").unwrap() + 22;
         let sealed = &html[start..start + html[start..].find('"').unwrap()];
@@ -382,11 +545,21 @@ mod tests {
         let (d, r) = check_consent_submission(body.as_bytes(), &keys, Some(&cookie), 101).unwrap();
         assert_eq!(d, Decision::Approve);
         assert_eq!(r, req);
-        assert!(check_consent_submission(body.as_bytes(), &keys, Some(&"B".repeat(43)), 101).is_err());
+        assert!(
+            check_consent_submission(body.as_bytes(), &keys, Some(&"B".repeat(43)), 101).is_err()
+        );
         assert!(check_consent_submission(body.as_bytes(), &keys, None, 101).is_err());
-        assert!(check_consent_submission(body.as_bytes(), &keys, Some(&cookie), 100 + FLOW_TTL).is_err());
+        assert!(
+            check_consent_submission(body.as_bytes(), &keys, Some(&cookie), 100 + FLOW_TTL)
+                .is_err()
+        );
         let deny = format!("consent={sealed}&action=deny");
-        assert_eq!(check_consent_submission(deny.as_bytes(), &keys, Some(&cookie), 101).unwrap().0, Decision::Deny);
+        assert_eq!(
+            check_consent_submission(deny.as_bytes(), &keys, Some(&cookie), 101)
+                .unwrap()
+                .0,
+            Decision::Deny
+        );
         let other = format!("consent={sealed}&action=maybe");
         assert!(check_consent_submission(other.as_bytes(), &keys, Some(&cookie), 101).is_err());
         // approval is remembered

@@ -9,7 +9,10 @@ use super::error::{ErrorCode, Help, OAuthError};
 use super::http::Reply;
 use super::pages::{token_page, TokenView};
 use super::params::{append_query, Params};
-use super::session::{browser_hash, is_token_shaped, place_code, session_key, CodeGrant, CookiePolicy, Session, FLOW_TTL};
+use super::session::{
+    browser_hash, is_token_shaped, place_code, session_key, CodeGrant, CookiePolicy, Session,
+    FLOW_TTL,
+};
 use super::types::{AttioGrant, Rng, UnixTime};
 
 fn start_again(desc: &str) -> OAuthError {
@@ -26,12 +29,21 @@ pub struct CallbackParams {
 
 pub fn parse(query: &str) -> Result<CallbackParams, OAuthError> {
     let p = Params::parse_form(query.as_bytes()).map_err(|e| start_again(&e.describe()))?;
-    let state = p.get("state").ok_or_else(|| start_again("the callback has no state: it did not come from a sign-in started here"))?;
+    let state = p.get("state").ok_or_else(|| {
+        start_again("the callback has no state: it did not come from a sign-in started here")
+    })?;
     Ok(CallbackParams {
         state: state.to_string(),
         code: p.get("code").map(str::to_string),
-        error: p.get("error").map(|e| e.chars().filter(|c| c.is_ascii_lowercase() || *c == '_').take(40).collect()),
-        error_description: p.get("error_description").map(|d| d.chars().take(200).collect()),
+        error: p.get("error").map(|e| {
+            e.chars()
+                .filter(|c| c.is_ascii_lowercase() || *c == '_')
+                .take(40)
+                .collect()
+        }),
+        error_description: p
+            .get("error_description")
+            .map(|d| d.chars().take(200).collect()),
     })
 }
 
@@ -53,25 +65,40 @@ pub fn locate(state: &str, keys: &Keys, kv: bool, now: UnixTime) -> Result<Locat
             Err(expired_or_unknown())
         }
     } else {
-        keys.open_json(Purpose::State, state, now).map(Located::Sealed).map_err(|_| expired_or_unknown())
+        keys.open_json(Purpose::State, state, now)
+            .map(Located::Sealed)
+            .map_err(|_| expired_or_unknown())
     }
 }
 
 /// Open a session read from KV (`None`: not found, so expired or used).
-pub fn open_stored(keys: &Keys, stored: Option<&str>, now: UnixTime) -> Result<Session, OAuthError> {
+pub fn open_stored(
+    keys: &Keys,
+    stored: Option<&str>,
+    now: UnixTime,
+) -> Result<Session, OAuthError> {
     let s = stored.ok_or_else(expired_or_unknown)?;
-    keys.open_json(Purpose::Stored, s, now).map_err(|_| expired_or_unknown())
+    keys.open_json(Purpose::Stored, s, now)
+        .map_err(|_| expired_or_unknown())
 }
 
 /// The session must belong to the browser that brought the callback.
-pub fn check_browser(session: &Session, cookie: Option<&str>, keys: &Keys, now: UnixTime) -> Result<(), OAuthError> {
+pub fn check_browser(
+    session: &Session,
+    cookie: Option<&str>,
+    keys: &Keys,
+    now: UnixTime,
+) -> Result<(), OAuthError> {
     if session.expires_at <= now {
         return Err(expired_or_unknown());
     }
     let cookie = cookie.ok_or_else(|| {
         start_again("this browser has no sign-in cookie: finish the sign-in in the browser that started it, with cookies enabled")
     })?;
-    if ct_eq(browser_hash(keys, cookie).as_bytes(), session.browser.as_bytes()) {
+    if ct_eq(
+        browser_hash(keys, cookie).as_bytes(),
+        session.browser.as_bytes(),
+    ) {
         Ok(())
     } else {
         Err(start_again("this sign-in was started in another browser"))
@@ -96,11 +123,19 @@ pub fn next(session: &Session, params: CallbackParams, base: &str, nonce: &str) 
         // A malformed callback, not an upstream failure: a 4xx, never 5xx.
         (None, None) => {
             let e = start_again("the callback has neither a code nor an error");
-            return Next::Done(match &session.client {
-                Some(req) => Reply::redirect(&error_redirect(&req.redirect_uri, ErrorCode::InvalidRequest, &e.description, req.state.as_deref(), base)),
-                None => e.to_page(nonce),
-            }
-            .header("Set-Cookie", &clear));
+            return Next::Done(
+                match &session.client {
+                    Some(req) => Reply::redirect(&error_redirect(
+                        &req.redirect_uri,
+                        ErrorCode::InvalidRequest,
+                        &e.description,
+                        req.state.as_deref(),
+                        base,
+                    )),
+                    None => e.to_page(nonce),
+                }
+                .header("Set-Cookie", &clear),
+            );
         }
     };
     match &session.client {
@@ -110,18 +145,36 @@ pub fn next(session: &Session, params: CallbackParams, base: &str, nonce: &str) 
             } else {
                 (ErrorCode::ServerError, "Attio did not complete the sign-in")
             };
-            Next::Done(Reply::redirect(&error_redirect(&req.redirect_uri, code, desc, req.state.as_deref(), base)).header("Set-Cookie", &clear))
+            Next::Done(
+                Reply::redirect(&error_redirect(
+                    &req.redirect_uri,
+                    code,
+                    desc,
+                    req.state.as_deref(),
+                    base,
+                ))
+                .header("Set-Cookie", &clear),
+            )
         }
         None => {
             let e = if problem == "access_denied" {
-                let mut e = OAuthError::new(ErrorCode::AccessDenied, 403, "Access was denied at Attio, so no token was issued.");
+                let mut e = OAuthError::new(
+                    ErrorCode::AccessDenied,
+                    403,
+                    "Access was denied at Attio, so no token was issued.",
+                );
                 if let Some(d) = &params.error_description {
-                    e.description = format!("Access was denied at Attio ({d}), so no token was issued.");
+                    e.description =
+                        format!("Access was denied at Attio ({d}), so no token was issued.");
                 }
                 e.with_help(Help::StartAgain)
             } else {
-                OAuthError::new(ErrorCode::ServerError, 502, format!("Attio did not complete the sign-in ({problem})."))
-                    .with_help(Help::UpstreamExchange)
+                OAuthError::new(
+                    ErrorCode::ServerError,
+                    502,
+                    format!("Attio did not complete the sign-in ({problem})."),
+                )
+                .with_help(Help::UpstreamExchange)
             };
             Next::Done(e.to_page(nonce).header("Set-Cookie", &clear))
         }
@@ -151,9 +204,19 @@ pub fn failure_reply(session: &Session, err: &OAuthError, base: &str, nonce: &st
         // The client is waiting at its redirect URI: tell it, not a page it
         // may never show.
         Some(req) => {
-            let code = if err.status == 503 || err.status == 504 { ErrorCode::TemporarilyUnavailable } else { ErrorCode::ServerError };
-            Reply::redirect(&error_redirect(&req.redirect_uri, code, &err.description, req.state.as_deref(), base))
-                .header("Set-Cookie", &clear)
+            let code = if err.status == 503 || err.status == 504 {
+                ErrorCode::TemporarilyUnavailable
+            } else {
+                ErrorCode::ServerError
+            };
+            Reply::redirect(&error_redirect(
+                &req.redirect_uri,
+                code,
+                &err.description,
+                req.state.as_deref(),
+                base,
+            ))
+            .header("Set-Cookie", &clear)
         }
         None => err.to_page(nonce).header("Set-Cookie", &clear),
     }
@@ -167,9 +230,21 @@ pub struct Minted {
     pub store: Option<(String, String, u64)>,
 }
 
-pub fn mint_code(session: &Session, grant: AttioGrant, keys: &Keys, kv: bool, base: &str, now: UnixTime, rng: &mut dyn Rng) -> Option<Minted> {
+pub fn mint_code(
+    session: &Session,
+    grant: AttioGrant,
+    keys: &Keys,
+    kv: bool,
+    base: &str,
+    now: UnixTime,
+    rng: &mut dyn Rng,
+) -> Option<Minted> {
     let req = session.client.clone()?;
-    let code_grant = CodeGrant { request: req.clone(), grant, expires_at: now + FLOW_TTL };
+    let code_grant = CodeGrant {
+        request: req.clone(),
+        grant,
+        expires_at: now + FLOW_TTL,
+    };
     let placed = place_code(keys, &code_grant, kv, rng);
     let mut pairs = vec![("code", placed.code.as_str())];
     if let Some(s) = &req.state {
@@ -178,7 +253,10 @@ pub fn mint_code(session: &Session, grant: AttioGrant, keys: &Keys, kv: bool, ba
     pairs.push(("iss", base));
     let reply = Reply::redirect(&append_query(&req.redirect_uri, &pairs))
         .header("Set-Cookie", &CookiePolicy::for_base(base).clear_browser());
-    Some(Minted { reply, store: placed.store.map(|(k, v)| (k, v, FLOW_TTL)) })
+    Some(Minted {
+        reply,
+        store: placed.store.map(|(k, v)| (k, v, FLOW_TTL)),
+    })
 }
 
 #[cfg(test)]
@@ -189,7 +267,12 @@ mod tests {
     use super::*;
 
     fn session(keys: &Keys, client: Option<ClientRequest>) -> Session {
-        Session { browser: browser_hash(keys, "cookie"), verifier: Secret::new("v"), expires_at: 700, client }
+        Session {
+            browser: browser_hash(keys, "cookie"),
+            verifier: Secret::new("v"),
+            expires_at: 700,
+            client,
+        }
     }
 
     fn req() -> ClientRequest {
@@ -209,7 +292,9 @@ mod tests {
         let keys = Keys::derive(b"k");
         let s = session(&keys, None);
         let placed = place_session(&keys, &s, false, &mut TestRng(1));
-        let Located::Sealed(opened) = locate(&placed.state, &keys, false, 100).ok().unwrap() else { panic!() };
+        let Located::Sealed(opened) = locate(&placed.state, &keys, false, 100).ok().unwrap() else {
+            panic!()
+        };
         assert!(check_browser(&opened, Some("cookie"), &keys, 100).is_ok());
         assert!(check_browser(&opened, Some("other"), &keys, 100).is_err());
         assert!(check_browser(&opened, None, &keys, 100).is_err());
@@ -238,9 +323,22 @@ mod tests {
             }
             _ => panic!(),
         }
-        assert!(matches!(next(&session(&keys, None), parse("state=x&code=c").unwrap(), "https://b", "n"), Next::Exchange { .. }));
+        assert!(matches!(
+            next(
+                &session(&keys, None),
+                parse("state=x&code=c").unwrap(),
+                "https://b",
+                "n"
+            ),
+            Next::Exchange { .. }
+        ));
         assert!(parse("code=c").is_err());
-        match next(&session(&keys, None), parse("state=x").unwrap(), "https://b", "n") {
+        match next(
+            &session(&keys, None),
+            parse("state=x").unwrap(),
+            "https://b",
+            "n",
+        ) {
             Next::Done(r) => assert_eq!(r.status, 400),
             _ => panic!(),
         }
@@ -249,8 +347,23 @@ mod tests {
     #[test]
     fn minted_code_opens_as_the_grant() {
         let keys = Keys::derive(b"k");
-        let grant = AttioGrant { access_token: Secret::new("at"), refresh_token: None, expires_in: None, scope: None, workspace_name: None };
-        let m = mint_code(&session(&keys, Some(req())), grant, &keys, false, "https://b", 100, &mut TestRng(2)).unwrap();
+        let grant = AttioGrant {
+            access_token: Secret::new("at"),
+            refresh_token: None,
+            expires_in: None,
+            scope: None,
+            workspace_name: None,
+        };
+        let m = mint_code(
+            &session(&keys, Some(req())),
+            grant,
+            &keys,
+            false,
+            "https://b",
+            100,
+            &mut TestRng(2),
+        )
+        .unwrap();
         let loc = m.reply.get_header("Location").unwrap().to_string();
         let u = url::Url::parse(&loc).unwrap();
         let q: std::collections::HashMap<_, _> = u.query_pairs().into_owned().collect();
@@ -259,6 +372,15 @@ mod tests {
         assert_eq!(q["state"], "st");
         assert_eq!(q["iss"], "https://b");
         assert!(m.store.is_none());
-        assert!(mint_code(&session(&keys, None), g.grant, &keys, false, "https://b", 100, &mut TestRng(2)).is_none());
+        assert!(mint_code(
+            &session(&keys, None),
+            g.grant,
+            &keys,
+            false,
+            "https://b",
+            100,
+            &mut TestRng(2)
+        )
+        .is_none());
     }
 }

@@ -78,7 +78,15 @@ pub fn is_special_ip(ip: IpAddr) -> bool {
     }
 }
 
-const SPECIAL_SUFFIXES: &[&str] = &[".localhost", ".invalid", ".local", ".internal", ".home.arpa", ".test", ".example"];
+const SPECIAL_SUFFIXES: &[&str] = &[
+    ".localhost",
+    ".invalid",
+    ".local",
+    ".internal",
+    ".home.arpa",
+    ".test",
+    ".example",
+];
 
 /// Check a document URL before anything is fetched. `Err` says why, for the
 /// error page or `error_description`.
@@ -86,7 +94,8 @@ pub fn check_url(client_id: &str, allow_loopback: bool) -> Result<url::Url, Stri
     if client_id.len() > 2000 {
         return Err("the client_id URL is too long".into());
     }
-    let u = url::Url::parse(client_id).map_err(|_| "the client_id is not a valid URL".to_string())?;
+    let u =
+        url::Url::parse(client_id).map_err(|_| "the client_id is not a valid URL".to_string())?;
     if u.as_str() != client_id {
         return Err("the client_id URL is not in its normal form".into());
     }
@@ -99,7 +108,9 @@ pub fn check_url(client_id: &str, allow_loopback: bool) -> Result<url::Url, Stri
     if u.path().is_empty() || u.path() == "/" {
         return Err("the client_id URL must have a path".into());
     }
-    let host = u.host().ok_or_else(|| "the client_id URL has no host".to_string())?;
+    let host = u
+        .host()
+        .ok_or_else(|| "the client_id URL has no host".to_string())?;
     let loopback_ok = allow_loopback && is_loopback_host(&host);
     match u.scheme() {
         "https" => {}
@@ -117,7 +128,10 @@ pub fn check_url(client_id: &str, allow_loopback: bool) -> Result<url::Url, Stri
             url::Host::Domain(d) => {
                 let d = d.to_ascii_lowercase();
                 let d = d.trim_end_matches('.');
-                if d == "localhost" || !d.contains('.') || SPECIAL_SUFFIXES.iter().any(|s| d.ends_with(s)) {
+                if d == "localhost"
+                    || !d.contains('.')
+                    || SPECIAL_SUFFIXES.iter().any(|s| d.ends_with(s))
+                {
                     return Err("the client_id URL's host is a special-use or local name".into());
                 }
             }
@@ -141,28 +155,45 @@ pub fn fetch_request(u: &url::Url) -> Outbound {
 }
 
 /// Parse a fetched document into a client record. `Err` says why.
-pub fn parse_document(client_id: &str, answer: &Answer, allowed: &[String], now: UnixTime) -> Result<ClientRecord, String> {
+pub fn parse_document(
+    client_id: &str,
+    answer: &Answer,
+    allowed: &[String],
+    now: UnixTime,
+) -> Result<ClientRecord, String> {
     let body = match answer {
         Answer::Timeout => return Err("the client metadata document did not arrive in time".into()),
         Answer::Network => return Err("the client metadata document could not be fetched".into()),
         Answer::Http { status, .. } if (300..400).contains(status) => {
-            return Err("the client metadata document URL answered with a redirect, which is not followed".into())
+            return Err(
+                "the client metadata document URL answered with a redirect, which is not followed"
+                    .into(),
+            )
         }
         Answer::Http { status, .. } if *status != 200 => {
-            return Err(format!("the client metadata document URL answered HTTP {status}"))
+            return Err(format!(
+                "the client metadata document URL answered HTTP {status}"
+            ))
         }
-        Answer::Http { truncated: true, .. } => return Err("the client metadata document is larger than 5 KB".into()),
+        Answer::Http {
+            truncated: true, ..
+        } => return Err("the client metadata document is larger than 5 KB".into()),
         Answer::Http { body, .. } => body,
     };
-    let v: Value = serde_json::from_slice(body).map_err(|_| "the client metadata document is not JSON".to_string())?;
-    let obj = v.as_object().ok_or_else(|| "the client metadata document is not a JSON object".to_string())?;
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|_| "the client metadata document is not JSON".to_string())?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| "the client metadata document is not a JSON object".to_string())?;
     if obj.get("client_id").and_then(Value::as_str) != Some(client_id) {
         return Err("the document's client_id does not equal its URL".into());
     }
     let uris: Vec<String> = match obj.get("redirect_uris") {
-        Some(Value::Array(a)) if !a.is_empty() => {
-            a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>().ok_or("redirect_uris must be strings")?
-        }
+        Some(Value::Array(a)) if !a.is_empty() => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("redirect_uris must be strings")?,
         _ => return Err("the document has no redirect_uris".into()),
     };
     if uris.len() > 20 {
@@ -177,10 +208,16 @@ pub fn parse_document(client_id: &str, answer: &Answer, allowed: &[String], now:
         None | Some(Value::Null) => {}
         Some(Value::String(m)) if m == "none" => {}
         Some(Value::Array(list)) if list.iter().any(|m| m.as_str() == Some("none")) => {}
-        Some(_) => return Err("clients identified by a metadata document must use token_endpoint_auth_method none".into()),
+        Some(_) => return Err(
+            "clients identified by a metadata document must use token_endpoint_auth_method none"
+                .into(),
+        ),
     }
     let text = |k: &str, max: usize| {
-        obj.get(k).and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= max).map(str::to_string)
+        obj.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && s.len() <= max)
+            .map(str::to_string)
     };
     Ok(ClientRecord {
         redirect_uris: uris,
@@ -216,7 +253,9 @@ pub fn cache_seconds(cache_control: Option<&str>) -> u64 {
 
 /// The host shown on the consent page ("published by").
 pub fn document_host(client_id: &str) -> Option<String> {
-    url::Url::parse(client_id).ok().and_then(|u| u.host_str().map(str::to_string))
+    url::Url::parse(client_id)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
 }
 
 #[cfg(test)]
@@ -224,7 +263,13 @@ mod tests {
     use super::*;
 
     fn doc(body: &str) -> Answer {
-        Answer::Http { status: 200, retry_after: None, cache_control: None, body: body.as_bytes().to_vec(), truncated: false }
+        Answer::Http {
+            status: 200,
+            retry_after: None,
+            cache_control: None,
+            body: body.as_bytes().to_vec(),
+            truncated: false,
+        }
     }
 
     const ID: &str = "https://app.example.com/oauth/client.json";
@@ -262,28 +307,61 @@ mod tests {
 
     #[test]
     fn documents() {
-        let ok = format!(r#"{{"client_id":"{ID}","client_name":"App","redirect_uris":["https://app.example.com/cb"]}}"#);
+        let ok = format!(
+            r#"{{"client_id":"{ID}","client_name":"App","redirect_uris":["https://app.example.com/cb"]}}"#
+        );
         let r = parse_document(ID, &doc(&ok), &[], 5).unwrap();
         assert_eq!(r.auth, AuthMethod::None);
         assert_eq!(r.name.as_deref(), Some("App"));
         let cases = [
-            (r#"{"client_id":"https://other/x","redirect_uris":["https://a/cb"]}"#.to_string(), "does not equal"),
+            (
+                r#"{"client_id":"https://other/x","redirect_uris":["https://a/cb"]}"#.to_string(),
+                "does not equal",
+            ),
             (format!(r#"{{"client_id":"{ID}"}}"#), "no redirect_uris"),
-            (format!(r#"{{"client_id":"{ID}","redirect_uris":["http://evil.example/cb"]}}"#), "loopback"),
-            (format!(r#"{{"client_id":"{ID}","redirect_uris":["https://a/cb"],"token_endpoint_auth_method":"client_secret_basic"}}"#), "none"),
+            (
+                format!(r#"{{"client_id":"{ID}","redirect_uris":["http://evil.example/cb"]}}"#),
+                "loopback",
+            ),
+            (
+                format!(
+                    r#"{{"client_id":"{ID}","redirect_uris":["https://a/cb"],"token_endpoint_auth_method":"client_secret_basic"}}"#
+                ),
+                "none",
+            ),
             ("<html>".to_string(), "not JSON"),
         ];
         for (body, why) in cases {
             let e = parse_document(ID, &doc(&body), &[], 5).unwrap_err();
             assert!(e.contains(why), "{body}: {e}");
         }
-        let list = format!(r#"{{"client_id":"{ID}","redirect_uris":["https://a/cb"],"token_endpoint_auth_method":["private_key_jwt","none"]}}"#);
+        let list = format!(
+            r#"{{"client_id":"{ID}","redirect_uris":["https://a/cb"],"token_endpoint_auth_method":["private_key_jwt","none"]}}"#
+        );
         assert!(parse_document(ID, &doc(&list), &[], 5).is_ok());
-        let redirect = Answer::Http { status: 302, retry_after: None, cache_control: None, body: vec![], truncated: false };
-        assert!(parse_document(ID, &redirect, &[], 5).unwrap_err().contains("redirect"));
-        let big = Answer::Http { status: 200, retry_after: None, cache_control: None, body: vec![], truncated: true };
-        assert!(parse_document(ID, &big, &[], 5).unwrap_err().contains("5 KB"));
-        assert!(parse_document(ID, &Answer::Timeout, &[], 5).unwrap_err().contains("in time"));
+        let redirect = Answer::Http {
+            status: 302,
+            retry_after: None,
+            cache_control: None,
+            body: vec![],
+            truncated: false,
+        };
+        assert!(parse_document(ID, &redirect, &[], 5)
+            .unwrap_err()
+            .contains("redirect"));
+        let big = Answer::Http {
+            status: 200,
+            retry_after: None,
+            cache_control: None,
+            body: vec![],
+            truncated: true,
+        };
+        assert!(parse_document(ID, &big, &[], 5)
+            .unwrap_err()
+            .contains("5 KB"));
+        assert!(parse_document(ID, &Answer::Timeout, &[], 5)
+            .unwrap_err()
+            .contains("in time"));
     }
 
     #[test]

@@ -40,12 +40,19 @@ impl Config {
     /// Read settings through `get` (vars and secrets of the Worker, or a map
     /// in tests). Empty values count as unset.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>, kv_bound: bool) -> Config {
-        let get = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let mut invalid = Vec::new();
         let worker_url = get("WORKER_URL").and_then(|u| match normalize_base_url(&u) {
             Some(u) => Some(u),
             None => {
-                invalid.push("WORKER_URL must be an absolute http(s) URL without query or fragment".to_string());
+                invalid.push(
+                    "WORKER_URL must be an absolute http(s) URL without query or fragment"
+                        .to_string(),
+                );
                 None
             }
         });
@@ -68,13 +75,20 @@ impl Config {
             Some(v) => match v.parse::<u64>() {
                 Ok(d) if (1..=3650).contains(&d) => d,
                 _ => {
-                    invalid.push("CLIENT_TTL_DAYS must be a whole number of days from 1 to 3650".into());
+                    invalid.push(
+                        "CLIENT_TTL_DAYS must be a whole number of days from 1 to 3650".into(),
+                    );
                     DEFAULT_CLIENT_TTL_DAYS
                 }
             },
         };
         let allowed_redirects = get("ALLOWED_REDIRECT_URIS")
-            .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
         Config {
             attio_client_id: get("ATTIO_CLIENT_ID"),
@@ -88,7 +102,8 @@ impl Config {
             kv_bound,
             allowed_redirects,
             client_ttl_days,
-            allow_loopback_client_metadata: get(super::cimd::LOOPBACK_SETTING).as_deref() == Some("true"),
+            allow_loopback_client_metadata: get(super::cimd::LOOPBACK_SETTING).as_deref()
+                == Some("true"),
             invalid,
         }
     }
@@ -111,16 +126,20 @@ impl Config {
 
     /// Is Attio's token endpoint on this machine (the local stand-in)?
     pub fn uses_stand_in(&self) -> bool {
-        url::Url::parse(&self.token_url).ok().and_then(|u| u.host().map(|h| match h {
-            url::Host::Domain(d) => d == "localhost",
-            url::Host::Ipv4(ip) => ip.is_loopback(),
-            url::Host::Ipv6(ip) => ip.is_loopback(),
-        })) == Some(true)
+        url::Url::parse(&self.token_url).ok().and_then(|u| {
+            u.host().map(|h| match h {
+                url::Host::Domain(d) => d == "localhost",
+                url::Host::Ipv4(ip) => ip.is_loopback(),
+                url::Host::Ipv6(ip) => ip.is_loopback(),
+            })
+        }) == Some(true)
     }
 
     /// Key material: the dedicated BROKER_SECRET, else ATTIO_CLIENT_SECRET.
     pub fn key_material(&self) -> Option<&Secret> {
-        self.broker_secret.as_ref().or(self.attio_client_secret.as_ref())
+        self.broker_secret
+            .as_ref()
+            .or(self.attio_client_secret.as_ref())
     }
 
     /// The public base URL: WORKER_URL, else the origin the request came to.
@@ -151,7 +170,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| m.get(k).cloned(), false)
     }
 
@@ -161,26 +183,50 @@ mod tests {
         assert_eq!(c.token_url, DEFAULT_TOKEN_URL);
         assert!(!c.uses_stand_in());
         assert!(cfg(&[("ATTIO_TOKEN_URL", "http://127.0.0.1:8788/oauth/token")]).uses_stand_in());
-        assert_eq!(c.missing(), Some(Missing(vec!["ATTIO_CLIENT_ID", "ATTIO_CLIENT_SECRET"])));
+        assert_eq!(
+            c.missing(),
+            Some(Missing(vec!["ATTIO_CLIENT_ID", "ATTIO_CLIENT_SECRET"]))
+        );
         assert!(c.key_material().is_none());
     }
 
     #[test]
     fn worker_url_never_has_a_trailing_slash() {
-        assert_eq!(cfg(&[("WORKER_URL", "https://x.dev/")]).worker_url.as_deref(), Some("https://x.dev"));
-        assert_eq!(cfg(&[("WORKER_URL", "https://x.dev/a/")]).worker_url.as_deref(), Some("https://x.dev/a"));
+        assert_eq!(
+            cfg(&[("WORKER_URL", "https://x.dev/")])
+                .worker_url
+                .as_deref(),
+            Some("https://x.dev")
+        );
+        assert_eq!(
+            cfg(&[("WORKER_URL", "https://x.dev/a/")])
+                .worker_url
+                .as_deref(),
+            Some("https://x.dev/a")
+        );
         let bad = cfg(&[("WORKER_URL", "x.dev")]);
         assert!(bad.worker_url.is_none());
         assert_eq!(bad.invalid.len(), 1);
-        assert_eq!(cfg(&[]).base_url("http://localhost:8787/"), "http://localhost:8787");
+        assert_eq!(
+            cfg(&[]).base_url("http://localhost:8787/"),
+            "http://localhost:8787"
+        );
     }
 
     #[test]
     fn broker_secret_preferred_and_empty_is_unset() {
-        let c = cfg(&[("ATTIO_CLIENT_ID", "id"), ("ATTIO_CLIENT_SECRET", "s"), ("BROKER_SECRET", "b")]);
+        let c = cfg(&[
+            ("ATTIO_CLIENT_ID", "id"),
+            ("ATTIO_CLIENT_SECRET", "s"),
+            ("BROKER_SECRET", "b"),
+        ]);
         assert_eq!(c.key_material().unwrap().secret(), "b");
         assert!(c.missing().is_none());
-        let c = cfg(&[("ATTIO_CLIENT_ID", "id"), ("ATTIO_CLIENT_SECRET", "s"), ("BROKER_SECRET", " ")]);
+        let c = cfg(&[
+            ("ATTIO_CLIENT_ID", "id"),
+            ("ATTIO_CLIENT_SECRET", "s"),
+            ("BROKER_SECRET", " "),
+        ]);
         assert_eq!(c.key_material().unwrap().secret(), "s");
     }
 

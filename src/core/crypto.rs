@@ -110,7 +110,13 @@ impl Keys {
     }
 
     /// Seal `plaintext` for `purpose`; `expires_at` 0 means never.
-    pub fn seal(&self, purpose: Purpose, plaintext: &[u8], expires_at: UnixTime, rng: &mut dyn Rng) -> String {
+    pub fn seal(
+        &self,
+        purpose: Purpose,
+        plaintext: &[u8],
+        expires_at: UnixTime,
+        rng: &mut dyn Rng,
+    ) -> String {
         let mut header = [0u8; HEADER_LEN];
         header[0] = VERSION;
         header[1] = purpose as u8;
@@ -120,7 +126,13 @@ impl Keys {
         // Encryption with a valid key and nonce length cannot fail.
         let ct = self
             .cipher(purpose)
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &header })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &header,
+                },
+            )
             .unwrap_or_default();
         let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + ct.len());
         out.extend_from_slice(&header);
@@ -130,11 +142,18 @@ impl Keys {
     }
 
     /// Open a value sealed for `purpose`, checking its expiry against `now`.
-    pub fn open(&self, purpose: Purpose, sealed: &str, now: UnixTime) -> Result<Vec<u8>, OpenError> {
+    pub fn open(
+        &self,
+        purpose: Purpose,
+        sealed: &str,
+        now: UnixTime,
+    ) -> Result<Vec<u8>, OpenError> {
         if sealed.len() > MAX_SEALED_LEN {
             return Err(OpenError::Malformed);
         }
-        let raw = URL_SAFE_NO_PAD.decode(sealed.as_bytes()).map_err(|_| OpenError::Malformed)?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(sealed.as_bytes())
+            .map_err(|_| OpenError::Malformed)?;
         if raw.len() < HEADER_LEN + NONCE_LEN + TAG_LEN || raw[0] != VERSION {
             return Err(OpenError::Malformed);
         }
@@ -145,7 +164,13 @@ impl Keys {
         let (nonce, ct) = rest.split_at(NONCE_LEN);
         let plain = self
             .cipher(purpose)
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: header })
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: header,
+                },
+            )
             .map_err(|_| OpenError::Forged)?;
         let mut exp = [0u8; 8];
         exp.copy_from_slice(&header[2..]);
@@ -156,12 +181,23 @@ impl Keys {
         Ok(plain)
     }
 
-    pub fn seal_json<T: Serialize>(&self, purpose: Purpose, value: &T, expires_at: UnixTime, rng: &mut dyn Rng) -> String {
+    pub fn seal_json<T: Serialize>(
+        &self,
+        purpose: Purpose,
+        value: &T,
+        expires_at: UnixTime,
+        rng: &mut dyn Rng,
+    ) -> String {
         let bytes = serde_json::to_vec(value).unwrap_or_default();
         self.seal(purpose, &bytes, expires_at, rng)
     }
 
-    pub fn open_json<T: DeserializeOwned>(&self, purpose: Purpose, sealed: &str, now: UnixTime) -> Result<T, OpenError> {
+    pub fn open_json<T: DeserializeOwned>(
+        &self,
+        purpose: Purpose,
+        sealed: &str,
+        now: UnixTime,
+    ) -> Result<T, OpenError> {
         let bytes = self.open(purpose, sealed, now)?;
         serde_json::from_slice(&bytes).map_err(|_| OpenError::Malformed)
     }
@@ -269,7 +305,10 @@ mod tests {
                 assert!(k.open(p, &s, 0).is_err(), "{p:?}");
             }
         }
-        assert_eq!(Keys::derive(b"other").open(Purpose::State, &s, 0), Err(OpenError::Forged));
+        assert_eq!(
+            Keys::derive(b"other").open(Purpose::State, &s, 0),
+            Err(OpenError::Forged)
+        );
     }
 
     #[test]
@@ -284,7 +323,10 @@ mod tests {
     fn nonces_differ() {
         let k = keys();
         let mut rng = TestRng(7);
-        assert_ne!(k.seal(Purpose::Code, b"a", 0, &mut rng), k.seal(Purpose::Code, b"a", 0, &mut rng));
+        assert_ne!(
+            k.seal(Purpose::Code, b"a", 0, &mut rng),
+            k.seal(Purpose::Code, b"a", 0, &mut rng)
+        );
     }
 
     #[test]

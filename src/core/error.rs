@@ -110,7 +110,11 @@ impl OAuthError {
         Self::new(ErrorCode::NotFound, 404, "no such endpoint")
     }
     pub fn method_not_allowed(allow: &'static str) -> Self {
-        let mut e = Self::new(ErrorCode::MethodNotAllowed, 405, format!("this endpoint accepts {allow}"));
+        let mut e = Self::new(
+            ErrorCode::MethodNotAllowed,
+            405,
+            format!("this endpoint accepts {allow}"),
+        );
         e.allow = Some(allow);
         e
     }
@@ -119,7 +123,10 @@ impl OAuthError {
         let mut e = Self::new(
             ErrorCode::ServerError,
             503,
-            format!("the broker is not configured: missing {}", missing.join(", ")),
+            format!(
+                "the broker is not configured: missing {}",
+                missing.join(", ")
+            ),
         );
         e.help = Help::Configuration;
         e
@@ -173,7 +180,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["error"], "invalid_client");
         assert_eq!(v["error_description"], "wrong secret");
-        assert!(r.get_header("WWW-Authenticate").unwrap().starts_with("Basic"));
+        assert!(r
+            .get_header("WWW-Authenticate")
+            .unwrap()
+            .starts_with("Basic"));
         assert_eq!(r.get_header("Cache-Control"), Some("no-store"));
     }
 
@@ -182,6 +192,11 @@ mod tests {
         let e = OAuthError::misconfigured(&["ATTIO_CLIENT_ID"]);
         assert_eq!(e.status, 503);
         assert!(e.description.contains("ATTIO_CLIENT_ID"));
-        assert_eq!(OAuthError::method_not_allowed("GET, HEAD").to_json().get_header("Allow"), Some("GET, HEAD"));
+        assert_eq!(
+            OAuthError::method_not_allowed("GET, HEAD")
+                .to_json()
+                .get_header("Allow"),
+            Some("GET, HEAD")
+        );
     }
 }

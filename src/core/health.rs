@@ -19,10 +19,26 @@ pub fn warnings(cfg: &Config, seen: &Seen) -> Vec<String> {
     let mut w: Vec<String> = cfg.invalid.clone();
     if cfg.worker_url.is_none() {
         let (scheme, host) = seen.origin.split_once("://").unwrap_or(("", seen.origin));
-        let proto = seen.forwarded_proto.map(|p| p.split(',').next().unwrap_or("").trim().to_ascii_lowercase());
-        let fhost = seen.forwarded_host.map(|h| h.split(',').next().unwrap_or("").trim().to_ascii_lowercase());
-        let proto_differs = proto.as_deref().is_some_and(|p| !p.is_empty() && p != scheme);
-        let host_differs = fhost.as_deref().is_some_and(|h| !h.is_empty() && h != host.to_ascii_lowercase());
+        let proto = seen.forwarded_proto.map(|p| {
+            p.split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+        let fhost = seen.forwarded_host.map(|h| {
+            h.split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+        let proto_differs = proto
+            .as_deref()
+            .is_some_and(|p| !p.is_empty() && p != scheme);
+        let host_differs = fhost
+            .as_deref()
+            .is_some_and(|h| !h.is_empty() && h != host.to_ascii_lowercase());
         if proto_differs || host_differs {
             w.push(format!(
                 "WORKER_URL is not set and this request was forwarded (X-Forwarded-Proto/X-Forwarded-Host) from another origin than the Worker sees ({}): set WORKER_URL to the public URL, or callbacks and metadata will point at the wrong address",
@@ -63,29 +79,56 @@ mod tests {
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
-        let pairs: Vec<(String, String)> = pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-        Config::from_lookup(|k| pairs.iter().find(|(a, _)| a == k).map(|(_, b)| b.clone()), false)
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        Config::from_lookup(
+            |k| pairs.iter().find(|(a, _)| a == k).map(|(_, b)| b.clone()),
+            false,
+        )
     }
 
     #[test]
     fn ok_and_misconfigured_never_show_secrets() {
-        let seen = Seen { origin: "http://localhost:8787", forwarded_proto: None, forwarded_host: None };
-        let r = report(&cfg(&[("ATTIO_CLIENT_ID", "id-value"), ("ATTIO_CLIENT_SECRET", "secret-value")]), &seen);
+        let seen = Seen {
+            origin: "http://localhost:8787",
+            forwarded_proto: None,
+            forwarded_host: None,
+        };
+        let r = report(
+            &cfg(&[
+                ("ATTIO_CLIENT_ID", "id-value"),
+                ("ATTIO_CLIENT_SECRET", "secret-value"),
+            ]),
+            &seen,
+        );
         assert_eq!(r.status, 200);
         assert!(!r.body_text().contains("secret-value") && !r.body_text().contains("id-value"));
         let r = report(&cfg(&[]), &seen);
         assert_eq!(r.status, 503);
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["status"], "misconfigured");
-        assert_eq!(v["missing"], json!(["ATTIO_CLIENT_ID", "ATTIO_CLIENT_SECRET"]));
+        assert_eq!(
+            v["missing"],
+            json!(["ATTIO_CLIENT_ID", "ATTIO_CLIENT_SECRET"])
+        );
     }
 
     #[test]
     fn tunnel_warning() {
         let c = cfg(&[]);
-        let behind = Seen { origin: "http://localhost:8787", forwarded_proto: Some("https"), forwarded_host: Some("abc.ngrok.app") };
+        let behind = Seen {
+            origin: "http://localhost:8787",
+            forwarded_proto: Some("https"),
+            forwarded_host: Some("abc.ngrok.app"),
+        };
         assert_eq!(warnings(&c, &behind).len(), 1);
-        let direct = Seen { origin: "https://b.dev", forwarded_proto: Some("https"), forwarded_host: Some("b.dev") };
+        let direct = Seen {
+            origin: "https://b.dev",
+            forwarded_proto: Some("https"),
+            forwarded_host: Some("b.dev"),
+        };
         assert!(warnings(&c, &direct).is_empty());
         let set = cfg(&[("WORKER_URL", "https://abc.ngrok.app")]);
         assert!(warnings(&set, &behind).is_empty());

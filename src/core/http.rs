@@ -53,7 +53,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(status: u16) -> Reply {
-        Reply { status, headers: Vec::new(), body: Vec::new() }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     /// A JSON reply that must not be cached (tokens, registrations, errors).
@@ -87,7 +91,10 @@ impl Reply {
     }
 
     pub fn get_header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn body_text(&self) -> &str {
@@ -101,14 +108,19 @@ mod tests {
 
     #[test]
     fn header_with_crlf_is_dropped() {
-        let r = Reply::new(200).header("X", "a\r\nSet-Cookie: x=1").header("Y", "ok");
+        let r = Reply::new(200)
+            .header("X", "a\r\nSet-Cookie: x=1")
+            .header("Y", "ok");
         assert_eq!(r.get_header("x"), None);
         assert_eq!(r.get_header("y"), Some("ok"));
     }
 
     #[test]
     fn cookies_and_query() {
-        let mut i = Incoming { url: "http://h:1/p?a=1#f".into(), ..Default::default() };
+        let mut i = Incoming {
+            url: "http://h:1/p?a=1#f".into(),
+            ..Default::default()
+        };
         i.headers.insert("cookie".into(), "a=1; b=two=2;c=3".into());
         assert_eq!(i.cookie("b"), Some("two=2"));
         assert_eq!(i.cookie("c"), Some("3"));

@@ -67,7 +67,11 @@ document.querySelectorAll('button[data-copy]').forEach(function (b) {
 /// Headers every HTML page carries.
 fn page_reply(status: u16, title: &str, body: &str, nonce: &str, script: bool) -> Reply {
     let nonce = esc(nonce);
-    let script_tag = if script { format!("<script nonce=\"{nonce}\">{COPY_SCRIPT}</script>") } else { String::new() };
+    let script_tag = if script {
+        format!("<script nonce=\"{nonce}\">{COPY_SCRIPT}</script>")
+    } else {
+        String::new()
+    };
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
@@ -116,7 +120,10 @@ pub fn token_page(v: &TokenView, nonce: &str) -> Reply {
         details.push_str(&format!("<dt>Workspace</dt><dd>{}</dd>", esc(w)));
     }
     if let Some(s) = v.scope {
-        let items: Vec<String> = s.split_whitespace().map(|x| format!("<code>{}</code>", esc(x))).collect();
+        let items: Vec<String> = s
+            .split_whitespace()
+            .map(|x| format!("<code>{}</code>", esc(x)))
+            .collect();
         details.push_str(&format!("<dt>Scopes</dt><dd>{}</dd>", items.join(" ")));
     }
     details.push_str(&match v.expires_in {
@@ -216,8 +223,15 @@ fn sentence(s: &str) -> String {
 }
 
 pub fn error_page(e: &OAuthError, nonce: &str) -> Reply {
-    let checks: Vec<String> = error_checks(e.help).iter().map(|c| format!("<li>{c}</li>")).collect();
-    let checks = if checks.is_empty() { String::new() } else { format!("<h2>What to check</h2><ul>{}</ul>", checks.join("")) };
+    let checks: Vec<String> = error_checks(e.help)
+        .iter()
+        .map(|c| format!("<li>{c}</li>"))
+        .collect();
+    let checks = if checks.is_empty() {
+        String::new()
+    } else {
+        format!("<h2>What to check</h2><ul>{}</ul>", checks.join(""))
+    };
     let again = match e.help {
         Help::StartAgain | Help::UpstreamExchange | Help::UpstreamUnavailable => {
             "<p><a class=\"button\" href=\"/oauth/authorize\">Start again</a></p>"
@@ -245,13 +259,20 @@ pub struct ConsentView<'a> {
 }
 
 pub fn consent_page(v: &ConsentView, nonce: &str) -> Reply {
-    let name = v.client_name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or("Unnamed client");
+    let name = v
+        .client_name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("Unnamed client");
     let mut site = match v.client_uri {
         Some(u) => format!("<dt>Website</dt><dd>{}</dd>", esc(u)),
         None => String::new(),
     };
     if let Some(h) = v.published_by {
-        site.push_str(&format!("<dt>Client information from</dt><dd><strong>{}</strong></dd>", esc(h)));
+        site.push_str(&format!(
+            "<dt>Client information from</dt><dd><strong>{}</strong></dd>",
+            esc(h)
+        ));
     }
     let body = format!(
         "<div class=\"card\"><h1>Allow {name} to access your Attio workspace?</h1>\
@@ -289,14 +310,24 @@ mod tests {
 
     #[test]
     fn escapes_everything_dangerous() {
-        assert_eq!(esc("<a href=\"x\" onclick='y'>&`"), "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&#96;");
+        assert_eq!(
+            esc("<a href=\"x\" onclick='y'>&`"),
+            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&#96;"
+        );
         assert_eq!(esc("a\u{0}b"), "a\u{FFFD}b");
     }
 
     #[test]
     fn token_page_shows_token_and_config_and_headers() {
         let r = token_page(
-            &TokenView { access_token: "tok<1>", refresh_token: None, expires_in: None, workspace_name: Some("<b>W</b>"), scope: Some("a:read b:read-write"), stand_in: false },
+            &TokenView {
+                access_token: "tok<1>",
+                refresh_token: None,
+                expires_in: None,
+                workspace_name: Some("<b>W</b>"),
+                scope: Some("a:read b:read-write"),
+                stand_in: false,
+            },
             "NONCE",
         );
         let html = r.body_text();
@@ -305,9 +336,18 @@ mod tests {
         assert!(html.contains("&lt;b&gt;W&lt;/b&gt;"));
         assert!(html.contains("ATTIO_ACCESS_TOKEN"));
         let cfg: serde_json::Value = serde_json::from_str(&claude_desktop_config("t\"<")).unwrap();
-        assert_eq!(cfg["mcpServers"]["attio"]["env"]["ATTIO_ACCESS_TOKEN"], "t\"<");
-        assert_eq!(cfg["mcpServers"]["attio"]["args"], serde_json::json!(["-y", "attio-mcp"]));
-        assert!(claude_desktop_config("x").find("command").unwrap() < claude_desktop_config("x").find("args").unwrap());
+        assert_eq!(
+            cfg["mcpServers"]["attio"]["env"]["ATTIO_ACCESS_TOKEN"],
+            "t\"<"
+        );
+        assert_eq!(
+            cfg["mcpServers"]["attio"]["args"],
+            serde_json::json!(["-y", "attio-mcp"])
+        );
+        assert!(
+            claude_desktop_config("x").find("command").unwrap()
+                < claude_desktop_config("x").find("args").unwrap()
+        );
         assert!(!html.contains("Refresh token"));
         assert!(html.contains("did not give an expiry"));
         let csp = r.get_header("Content-Security-Policy").unwrap();
@@ -320,13 +360,31 @@ mod tests {
 
     #[test]
     fn consent_page_escapes_name_and_defaults() {
-        let r = consent_page(&ConsentView { client_name: Some("<img src=x onerror=alert(1)>"), redirect_host: "evil\"host", client_uri: None, published_by: Some("<b>"), consent: "c\"v" }, "n");
+        let r = consent_page(
+            &ConsentView {
+                client_name: Some("<img src=x onerror=alert(1)>"),
+                redirect_host: "evil\"host",
+                client_uri: None,
+                published_by: Some("<b>"),
+                consent: "c\"v",
+            },
+            "n",
+        );
         let html = r.body_text();
         assert!(!html.contains("<img"));
         assert!(html.contains("evil&quot;host"));
         assert!(html.contains("value=\"c&quot;v\""));
         assert!(html.contains("<strong>&lt;b&gt;</strong>"));
-        let r = consent_page(&ConsentView { client_name: None, redirect_host: "h", client_uri: None, published_by: None, consent: "c" }, "n");
+        let r = consent_page(
+            &ConsentView {
+                client_name: None,
+                redirect_host: "h",
+                client_uri: None,
+                published_by: None,
+                consent: "c",
+            },
+            "n",
+        );
         assert!(r.body_text().contains("Unnamed client"));
         assert!(!r.body_text().contains("<script"));
     }
@@ -337,9 +395,14 @@ mod tests {
         let r = error_page(&e, "n");
         assert_eq!(r.status, 400);
         assert!(r.body_text().contains("Bad &lt;x&gt;."));
-        let denied = OAuthError::new(ErrorCode::AccessDenied, 403, "denied").with_help(Help::StartAgain);
-        assert!(error_page(&denied, "n").body_text().contains("<h1>Access was not granted</h1>"));
-        assert!(error_page(&OAuthError::not_found(), "n").body_text().contains("href=\"/\""));
+        let denied =
+            OAuthError::new(ErrorCode::AccessDenied, 403, "denied").with_help(Help::StartAgain);
+        assert!(error_page(&denied, "n")
+            .body_text()
+            .contains("<h1>Access was not granted</h1>"));
+        assert!(error_page(&OAuthError::not_found(), "n")
+            .body_text()
+            .contains("href=\"/\""));
         assert!(r.body_text().contains("Start again"));
     }
 }

@@ -29,7 +29,10 @@ impl ParamError {
                 "the parameters are not valid percent-encoded UTF-8".into()
             }
             ParamError::BadEncoding(name) => {
-                format!("parameter '{}' is not valid percent-encoded UTF-8", printable(name))
+                format!(
+                    "parameter '{}' is not valid percent-encoded UTF-8",
+                    printable(name)
+                )
             }
             ParamError::Repeated(name) => format!("parameter '{}' is repeated", printable(name)),
             ParamError::TooLong(name) => format!("parameter '{}' is too long", printable(name)),
@@ -89,7 +92,8 @@ impl Params {
     pub fn parse_json(input: &[u8]) -> Result<Params, ParamError> {
         // Read the entries in order, as a list, so a repeated key is seen
         // (a JSON map would silently keep the last one).
-        let entries: Entries = serde_json::from_slice(input).map_err(|_| ParamError::NotAnObject)?;
+        let entries: Entries =
+            serde_json::from_slice(input).map_err(|_| ParamError::NotAnObject)?;
         if entries.0.len() > MAX_PARAMS {
             return Err(ParamError::TooMany);
         }
@@ -111,7 +115,10 @@ impl Params {
 
     /// The parameter's value; an empty value counts as absent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.map.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.map
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -130,7 +137,10 @@ impl<'de> serde::Deserialize<'de> for Entries {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Entries, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Entries, A::Error> {
                 let mut out = Vec::new();
                 while let Some(entry) = m.next_entry::<String, serde_json::Value>()? {
                     if out.len() > MAX_PARAMS {
@@ -145,14 +155,20 @@ impl<'de> serde::Deserialize<'de> for Entries {
     }
 }
 
-fn insert(map: &mut BTreeMap<String, String>, name: String, value: String) -> Result<(), ParamError> {
+fn insert(
+    map: &mut BTreeMap<String, String>,
+    name: String,
+    value: String,
+) -> Result<(), ParamError> {
     if value.len() > MAX_PARAM_LEN || name.len() > 256 {
         return Err(ParamError::TooLong(name));
     }
     // An empty value is "omitted" (RFC 6749 §3.1), so it neither counts as a
     // repetition nor overwrites a real value.
     match map.get(&name) {
-        Some(existing) if !existing.is_empty() && !value.is_empty() => Err(ParamError::Repeated(name)),
+        Some(existing) if !existing.is_empty() && !value.is_empty() => {
+            Err(ParamError::Repeated(name))
+        }
         Some(existing) if !existing.is_empty() => Ok(()),
         _ => {
             map.insert(name, value);
@@ -202,7 +218,11 @@ pub fn append_query(base: &str, pairs: &[(&str, &str)]) -> String {
     if q.is_empty() {
         before_fragment.to_string()
     } else if before_fragment.contains('?') {
-        let sep = if before_fragment.ends_with('?') || before_fragment.ends_with('&') { "" } else { "&" };
+        let sep = if before_fragment.ends_with('?') || before_fragment.ends_with('&') {
+            ""
+        } else {
+            "&"
+        };
         format!("{before_fragment}{sep}{q}")
     } else {
         format!("{before_fragment}?{q}")
@@ -234,24 +254,43 @@ mod tests {
 
     #[test]
     fn repeated_is_refused_but_empty_repeat_is_ignored() {
-        assert_eq!(Params::parse_form(b"a=1&a=2").unwrap_err(), ParamError::Repeated("a".into()));
+        assert_eq!(
+            Params::parse_form(b"a=1&a=2").unwrap_err(),
+            ParamError::Repeated("a".into())
+        );
         assert_eq!(Params::parse_form(b"a=1&a=").unwrap().get("a"), Some("1"));
         assert_eq!(Params::parse_form(b"a=&a=1").unwrap().get("a"), Some("1"));
     }
 
     #[test]
     fn bad_encoding_is_refused() {
-        for bad in [&b"a=%"[..], b"a=%4", b"a=%zz", b"a=%ff", b"a=\xff", b"%ff=1"] {
-            assert!(matches!(Params::parse_form(bad), Err(ParamError::BadEncoding(_))), "{bad:?}");
+        for bad in [
+            &b"a=%"[..],
+            b"a=%4",
+            b"a=%zz",
+            b"a=%ff",
+            b"a=\xff",
+            b"%ff=1",
+        ] {
+            assert!(
+                matches!(Params::parse_form(bad), Err(ParamError::BadEncoding(_))),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn limits() {
         let long = format!("a={}", "x".repeat(MAX_PARAM_LEN + 1));
-        assert!(matches!(Params::parse_form(long.as_bytes()), Err(ParamError::TooLong(_))));
+        assert!(matches!(
+            Params::parse_form(long.as_bytes()),
+            Err(ParamError::TooLong(_))
+        ));
         let many: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("p{i}=1")).collect();
-        assert_eq!(Params::parse_form(many.join("&").as_bytes()).unwrap_err(), ParamError::TooMany);
+        assert_eq!(
+            Params::parse_form(many.join("&").as_bytes()).unwrap_err(),
+            ParamError::TooMany
+        );
     }
 
     #[test]
@@ -263,16 +302,26 @@ mod tests {
         assert!(Params::parse_json(br#"{"a":[1]}"#).is_err());
         assert!(Params::parse_json(b"{").is_err());
         assert_eq!(
-            Params::parse_json(br#"{"grant_type":"password","grant_type":"refresh_token"}"#).unwrap_err(),
+            Params::parse_json(br#"{"grant_type":"password","grant_type":"refresh_token"}"#)
+                .unwrap_err(),
             ParamError::Repeated("grant_type".into())
         );
     }
 
     #[test]
     fn append_query_keeps_existing_and_drops_fragment() {
-        assert_eq!(append_query("https://a/cb", &[("code", "x y")]), "https://a/cb?code=x+y");
-        assert_eq!(append_query("https://a/cb?k=v", &[("code", "1")]), "https://a/cb?k=v&code=1");
-        assert_eq!(append_query("cursor://x/cb", &[("a", "&")]), "cursor://x/cb?a=%26");
+        assert_eq!(
+            append_query("https://a/cb", &[("code", "x y")]),
+            "https://a/cb?code=x+y"
+        );
+        assert_eq!(
+            append_query("https://a/cb?k=v", &[("code", "1")]),
+            "https://a/cb?k=v&code=1"
+        );
+        assert_eq!(
+            append_query("cursor://x/cb", &[("a", "&")]),
+            "cursor://x/cb?a=%26"
+        );
     }
 
     #[test]

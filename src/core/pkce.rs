@@ -7,12 +7,15 @@ use super::types::Rng;
 /// A code verifier: 43 to 128 unreserved characters (RFC 7636 §4.1).
 pub fn is_valid_verifier(v: &str) -> bool {
     (43..=128).contains(&v.len())
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// An S256 challenge: base64url of 32 bytes, 43 characters, no padding.
 pub fn is_valid_challenge(c: &str) -> bool {
-    c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    c.len() == 43
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 pub fn challenge_s256(verifier: &str) -> String {
@@ -68,8 +71,14 @@ mod tests {
         assert_eq!(verify(Some(&v), &c), Ok(()));
         assert_eq!(verify(None, &c), Err(PkceError::Missing));
         assert_eq!(verify(Some("short"), &c), Err(PkceError::Malformed));
-        assert_eq!(verify(Some(&"a".repeat(129)), &c), Err(PkceError::Malformed));
-        assert_eq!(verify(Some(&format!("{}!", &"a".repeat(43))), &c), Err(PkceError::Malformed));
+        assert_eq!(
+            verify(Some(&"a".repeat(129)), &c),
+            Err(PkceError::Malformed)
+        );
+        assert_eq!(
+            verify(Some(&format!("{}!", &"a".repeat(43))), &c),
+            Err(PkceError::Malformed)
+        );
         assert_eq!(verify(Some(&"a".repeat(43)), &c), Err(PkceError::Mismatch));
     }
 }

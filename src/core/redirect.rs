@@ -8,7 +8,18 @@
 pub const MAX_REDIRECT_URI_LEN: usize = 2000;
 
 const FORBIDDEN_SCHEMES: &[&str] = &[
-    "javascript", "data", "file", "vbscript", "about", "blob", "filesystem", "ftp", "ws", "wss", "mailto", "tel",
+    "javascript",
+    "data",
+    "file",
+    "vbscript",
+    "about",
+    "blob",
+    "filesystem",
+    "ftp",
+    "ws",
+    "wss",
+    "mailto",
+    "tel",
 ];
 
 fn is_loopback_host(host: &str) -> bool {
@@ -29,10 +40,13 @@ pub fn check_registrable(uri: &str, allowed: &[String]) -> Result<(), String> {
     if uri.contains('#') {
         return Err("a redirect URI must not contain a fragment".into());
     }
-    let parsed = url::Url::parse(uri).map_err(|_| "a redirect URI is not an absolute URI".to_string())?;
+    let parsed =
+        url::Url::parse(uri).map_err(|_| "a redirect URI is not an absolute URI".to_string())?;
     let scheme = parsed.scheme();
     if FORBIDDEN_SCHEMES.contains(&scheme) {
-        return Err(format!("redirect URIs with the {scheme}: scheme are not allowed"));
+        return Err(format!(
+            "redirect URIs with the {scheme}: scheme are not allowed"
+        ));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err("a redirect URI must not contain user information".into());
@@ -59,7 +73,9 @@ pub fn check_registrable(uri: &str, allowed: &[String]) -> Result<(), String> {
         }
     }
     if !allowed.is_empty() && !is_allowed(uri, &parsed, allowed) {
-        return Err("this redirect URI is not allowed by the broker's ALLOWED_REDIRECT_URIS setting".into());
+        return Err(
+            "this redirect URI is not allowed by the broker's ALLOWED_REDIRECT_URIS setting".into(),
+        );
     }
     Ok(())
 }
@@ -166,17 +182,26 @@ mod tests {
         ] {
             assert!(!ok(u), "{u}");
         }
-        assert!(!ok(&format!("https://x.dev/{}", "a".repeat(MAX_REDIRECT_URI_LEN))));
+        assert!(!ok(&format!(
+            "https://x.dev/{}",
+            "a".repeat(MAX_REDIRECT_URI_LEN)
+        )));
         // Non-ASCII hosts (look-alikes such as a Cyrillic "а") do not parse;
         // the punycode form is an ordinary, distinct host.
         assert!(!ok("https://cl\u{0430}ude.ai/api/mcp/auth_callback"));
         assert!(ok("https://xn--cude-7na.ai/api/mcp/auth_callback"));
-        assert!(!matches("https://claude.ai/api/mcp/auth_callback", "https://xn--cude-7na.ai/api/mcp/auth_callback"));
+        assert!(!matches(
+            "https://claude.ai/api/mcp/auth_callback",
+            "https://xn--cude-7na.ai/api/mcp/auth_callback"
+        ));
     }
 
     #[test]
     fn allow_list() {
-        let allowed = vec!["claude.ai".to_string(), "http://localhost:3334/oauth/callback".to_string()];
+        let allowed = vec![
+            "claude.ai".to_string(),
+            "http://localhost:3334/oauth/callback".to_string(),
+        ];
         assert!(check_registrable("https://claude.ai/api/mcp/auth_callback", &allowed).is_ok());
         assert!(check_registrable("http://localhost:3334/oauth/callback", &allowed).is_ok());
         assert!(check_registrable("http://localhost:3335/oauth/callback", &allowed).is_err());
@@ -202,9 +227,15 @@ mod tests {
         assert!(matches(lo, "http://127.0.0.1/"));
         assert!(!matches(lo, "http://localhost:5000/"));
         assert!(!matches(lo, "http://127.0.0.1:5000/other"));
-        assert!(!matches("http://localhost:3334/oauth/callback", "http://localhost:9/oauth/x/../callback"));
+        assert!(!matches(
+            "http://localhost:3334/oauth/callback",
+            "http://localhost:9/oauth/x/../callback"
+        ));
         assert!(matches("http://[::1]:1/cb", "http://[::1]:2/cb"));
-        assert!(!matches("http://localhost:3334/cb", "http://user@localhost:3334/cb"));
+        assert!(!matches(
+            "http://localhost:3334/cb",
+            "http://user@localhost:3334/cb"
+        ));
         assert!(!matches("cursor://a/cb", "cursor://a/cb/"));
     }
 
@@ -212,6 +243,9 @@ mod tests {
     fn display() {
         assert_eq!(display_host("https://claude.ai/x"), "claude.ai");
         assert_eq!(display_host("http://localhost:3334/x"), "localhost:3334");
-        assert_eq!(display_host("cursor://anysphere.cursor-mcp/oauth"), "cursor://anysphere.cursor-mcp");
+        assert_eq!(
+            display_host("cursor://anysphere.cursor-mcp/oauth"),
+            "cursor://anysphere.cursor-mcp"
+        );
     }
 }

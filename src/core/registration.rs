@@ -52,12 +52,20 @@ fn bad_meta(d: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClientMetadata, 400, d)
 }
 
-fn opt_string(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, OAuthError> {
+fn opt_string(
+    obj: &Map<String, Value>,
+    key: &str,
+    max: usize,
+) -> Result<Option<String>, OAuthError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) if s.len() <= max && !s.chars().any(|c| c.is_control()) => Ok(Some(s.clone())),
-        Some(Value::String(_)) => Err(bad_meta(format!("{key} is too long or contains control characters"))),
+        Some(Value::String(s)) if s.len() <= max && !s.chars().any(|c| c.is_control()) => {
+            Ok(Some(s.clone()))
+        }
+        Some(Value::String(_)) => Err(bad_meta(format!(
+            "{key} is too long or contains control characters"
+        ))),
         Some(_) => Err(bad_meta(format!("{key} must be a string"))),
     }
 }
@@ -78,7 +86,11 @@ fn string_list(obj: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|i| i.as_str().map(str::to_string).ok_or_else(|| bad_meta(format!("{key} must be an array of strings"))))
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad_meta(format!("{key} must be an array of strings")))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
         Some(_) => Err(bad_meta(format!("{key} must be an array of strings"))),
@@ -88,19 +100,46 @@ fn string_list(obj: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>
 /// Validate an RFC 7591 registration request body into a record.
 pub fn validate(body: &[u8], cfg: &Config, now: UnixTime) -> Result<ClientRecord, OAuthError> {
     if body.len() > MAX_BODY {
-        return Err(OAuthError::new(ErrorCode::InvalidClientMetadata, 413, "the registration request is larger than 64 KiB"));
+        return Err(OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            413,
+            "the registration request is larger than 64 KiB",
+        ));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|_| bad_meta("the body must be a JSON object"))?;
-    let obj = value.as_object().ok_or_else(|| bad_meta("the body must be a JSON object"))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|_| bad_meta("the body must be a JSON object"))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| bad_meta("the body must be a JSON object"))?;
 
     let redirect_uris = match string_list(obj, "redirect_uris") {
-        Err(_) => return Err(OAuthError::new(ErrorCode::InvalidRedirectUri, 400, "redirect_uris must be an array of strings")),
-        Ok(None) => return Err(OAuthError::new(ErrorCode::InvalidRedirectUri, 400, "redirect_uris is required")),
+        Err(_) => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRedirectUri,
+                400,
+                "redirect_uris must be an array of strings",
+            ))
+        }
+        Ok(None) => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRedirectUri,
+                400,
+                "redirect_uris is required",
+            ))
+        }
         Ok(Some(v)) if v.is_empty() => {
-            return Err(OAuthError::new(ErrorCode::InvalidRedirectUri, 400, "redirect_uris must not be empty"))
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRedirectUri,
+                400,
+                "redirect_uris must not be empty",
+            ))
         }
         Ok(Some(v)) if v.len() > MAX_REDIRECT_URIS => {
-            return Err(OAuthError::new(ErrorCode::InvalidRedirectUri, 400, "at most 10 redirect_uris may be registered"))
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRedirectUri,
+                400,
+                "at most 10 redirect_uris may be registered",
+            ))
         }
         Ok(Some(v)) => v,
     };
@@ -118,8 +157,13 @@ pub fn validate(body: &[u8], cfg: &Config, now: UnixTime) -> Result<ClientRecord
 
     let grant_types = string_list(obj, "grant_types")?
         .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
-    if grant_types.iter().any(|g| g != "authorization_code" && g != "refresh_token") {
-        return Err(bad_meta("only the authorization_code and refresh_token grant types are supported"));
+    if grant_types
+        .iter()
+        .any(|g| g != "authorization_code" && g != "refresh_token")
+    {
+        return Err(bad_meta(
+            "only the authorization_code and refresh_token grant types are supported",
+        ));
     }
     if !grant_types.iter().any(|g| g == "authorization_code") {
         return Err(bad_meta("grant_types must include authorization_code"));
@@ -165,19 +209,42 @@ pub fn client_key(client_id: &str) -> String {
 }
 
 /// Give the validated client an id and, when confidential, a secret.
-pub fn register(mut record: ClientRecord, keys: &Keys, cfg: &Config, rng: &mut dyn Rng) -> Registered {
+pub fn register(
+    mut record: ClientRecord,
+    keys: &Keys,
+    cfg: &Config,
+    rng: &mut dyn Rng,
+) -> Registered {
     if cfg.kv_bound {
         let ttl = cfg.client_ttl_days * 86_400;
         let client_id = format!("{KV_ID_PREFIX}{}", &random_token(rng)[..32]);
         record.expires_at = record.issued_at + ttl;
-        let secret = record.auth.is_confidential().then(|| Secret::new(random_token(rng)));
-        record.secret_hash = secret.as_ref().map(|s| keys.storage_hash(s.secret().as_bytes()));
+        let secret = record
+            .auth
+            .is_confidential()
+            .then(|| Secret::new(random_token(rng)));
+        record.secret_hash = secret
+            .as_ref()
+            .map(|s| keys.storage_hash(s.secret().as_bytes()));
         let stored = serde_json::to_string(&record).unwrap_or_default();
-        Registered { client_id, secret, store: Some((stored, ttl)), record }
+        Registered {
+            client_id,
+            secret,
+            store: Some((stored, ttl)),
+            record,
+        }
     } else {
         let client_id = keys.seal_json(Purpose::Client, &record, 0, rng);
-        let secret = record.auth.is_confidential().then(|| Secret::new(keys.derived_client_secret(&client_id)));
-        Registered { client_id, secret, store: None, record }
+        let secret = record
+            .auth
+            .is_confidential()
+            .then(|| Secret::new(keys.derived_client_secret(&client_id)));
+        Registered {
+            client_id,
+            secret,
+            store: None,
+            record,
+        }
     }
 }
 
@@ -238,8 +305,15 @@ pub fn lookup(client_id: &str, keys: &Keys, cfg: &Config, now: UnixTime) -> Clie
         };
     }
     if let Some(rest) = client_id.strip_prefix(KV_ID_PREFIX) {
-        let well_formed = rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        return if cfg.kv_bound && well_formed { ClientLookup::Stored(client_key(client_id)) } else { ClientLookup::Unknown };
+        let well_formed = rest.len() == 32
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        return if cfg.kv_bound && well_formed {
+            ClientLookup::Stored(client_key(client_id))
+        } else {
+            ClientLookup::Unknown
+        };
     }
     match keys.open_json::<ClientRecord>(Purpose::Client, client_id, now) {
         Ok(r) => ClientLookup::Sealed(r),
@@ -268,12 +342,23 @@ pub fn renewal(record: &ClientRecord, cfg: &Config, now: UnixTime) -> Option<(Cl
 }
 
 /// Check a presented secret against the client (constant time).
-pub fn secret_matches(record: &ClientRecord, client_id: &str, presented: &str, keys: &Keys) -> bool {
+pub fn secret_matches(
+    record: &ClientRecord,
+    client_id: &str,
+    presented: &str,
+    keys: &Keys,
+) -> bool {
     match &record.secret_hash {
-        Some(h) => crate::core::crypto::ct_eq(keys.storage_hash(presented.as_bytes()).as_bytes(), h.as_bytes()),
+        Some(h) => crate::core::crypto::ct_eq(
+            keys.storage_hash(presented.as_bytes()).as_bytes(),
+            h.as_bytes(),
+        ),
         None => {
             record.auth.is_confidential()
-                && crate::core::crypto::ct_eq(keys.derived_client_secret(client_id).as_bytes(), presented.as_bytes())
+                && crate::core::crypto::ct_eq(
+                    keys.derived_client_secret(client_id).as_bytes(),
+                    presented.as_bytes(),
+                )
         }
     }
 }
@@ -299,16 +384,37 @@ mod tests {
         let c = cfg(false);
         let code = |b: &str| validate(b.as_bytes(), &c, 0).unwrap_err();
         assert_eq!(code("{}").code, ErrorCode::InvalidRedirectUri);
-        assert_eq!(code(r#"{"redirect_uris":[]}"#).code, ErrorCode::InvalidRedirectUri);
-        assert_eq!(code(r#"{"redirect_uris":"https://x/cb"}"#).code, ErrorCode::InvalidRedirectUri);
-        assert_eq!(code(r#"{"redirect_uris":["http://evil.example/cb"]}"#).code, ErrorCode::InvalidRedirectUri);
+        assert_eq!(
+            code(r#"{"redirect_uris":[]}"#).code,
+            ErrorCode::InvalidRedirectUri
+        );
+        assert_eq!(
+            code(r#"{"redirect_uris":"https://x/cb"}"#).code,
+            ErrorCode::InvalidRedirectUri
+        );
+        assert_eq!(
+            code(r#"{"redirect_uris":["http://evil.example/cb"]}"#).code,
+            ErrorCode::InvalidRedirectUri
+        );
         assert_eq!(code(r#"{"redirect_uris":["https://x/cb"],"token_endpoint_auth_method":"private_key_jwt"}"#).code, ErrorCode::InvalidClientMetadata);
-        assert_eq!(code(r#"{"redirect_uris":["https://x/cb"],"grant_types":["client_credentials"]}"#).code, ErrorCode::InvalidClientMetadata);
-        assert_eq!(code(r#"{"redirect_uris":["https://x/cb"],"response_types":["token"]}"#).code, ErrorCode::InvalidClientMetadata);
-        assert_eq!(code(r#"{"redirect_uris":["https://x/cb"],"client_name":5}"#).code, ErrorCode::InvalidClientMetadata);
+        assert_eq!(
+            code(r#"{"redirect_uris":["https://x/cb"],"grant_types":["client_credentials"]}"#).code,
+            ErrorCode::InvalidClientMetadata
+        );
+        assert_eq!(
+            code(r#"{"redirect_uris":["https://x/cb"],"response_types":["token"]}"#).code,
+            ErrorCode::InvalidClientMetadata
+        );
+        assert_eq!(
+            code(r#"{"redirect_uris":["https://x/cb"],"client_name":5}"#).code,
+            ErrorCode::InvalidClientMetadata
+        );
         assert_eq!(code("[1]").code, ErrorCode::InvalidClientMetadata);
         assert_eq!(code("not json").code, ErrorCode::InvalidClientMetadata);
-        let huge = format!(r#"{{"redirect_uris":["https://x/cb"],"client_name":"{}"}}"#, "a".repeat(MAX_BODY));
+        let huge = format!(
+            r#"{{"redirect_uris":["https://x/cb"],"client_name":"{}"}}"#,
+            "a".repeat(MAX_BODY)
+        );
         assert_eq!(validate(huge.as_bytes(), &c, 0).unwrap_err().status, 413);
     }
 
@@ -320,7 +426,10 @@ mod tests {
         let reg = register(rec.clone(), &keys, &c, &mut TestRng(9));
         assert!(reg.store.is_none());
         let secret = reg.secret.clone().unwrap();
-        assert_eq!(lookup(&reg.client_id, &keys, &c, 6), ClientLookup::Sealed(rec.clone()));
+        assert_eq!(
+            lookup(&reg.client_id, &keys, &c, 6),
+            ClientLookup::Sealed(rec.clone())
+        );
         assert!(secret_matches(&rec, &reg.client_id, secret.secret(), &keys));
         assert!(!secret_matches(&rec, &reg.client_id, "nope", &keys));
         let body = response_body(&reg);
@@ -330,7 +439,12 @@ mod tests {
         let pubrec = validate(br#"{"redirect_uris":["https://x/cb"]}"#, &c, 5).unwrap();
         let pubreg = register(pubrec.clone(), &keys, &c, &mut TestRng(9));
         assert!(response_body(&pubreg).get("client_secret").is_none());
-        assert!(!secret_matches(&pubrec, &pubreg.client_id, &keys.derived_client_secret(&pubreg.client_id), &keys));
+        assert!(!secret_matches(
+            &pubrec,
+            &pubreg.client_id,
+            &keys.derived_client_secret(&pubreg.client_id),
+            &keys
+        ));
     }
 
     #[test]
@@ -343,9 +457,17 @@ mod tests {
         assert_eq!(ttl, 90 * 86_400);
         let secret = reg.secret.clone().unwrap();
         assert!(!stored.contains(secret.secret()));
-        assert_eq!(lookup(&reg.client_id, &keys, &c, 6), ClientLookup::Stored(client_key(&reg.client_id)));
+        assert_eq!(
+            lookup(&reg.client_id, &keys, &c, 6),
+            ClientLookup::Stored(client_key(&reg.client_id))
+        );
         let parsed = parse_stored(&stored, 6).unwrap();
-        assert!(secret_matches(&parsed, &reg.client_id, secret.secret(), &keys));
+        assert!(secret_matches(
+            &parsed,
+            &reg.client_id,
+            secret.secret(),
+            &keys
+        ));
         assert!(parse_stored(&stored, 5 + ttl).is_none());
         // renewed only when less than half of its time to live is left
         assert!(renewal(&parsed, &c, 6).is_none());
@@ -353,14 +475,27 @@ mod tests {
         assert_eq!(renewed.expires_at, 5 + ttl / 2 + 1 + ttl2);
         assert_eq!(renewed.secret_hash, parsed.secret_hash);
         // without KV, a kv. id is unknown
-        assert_eq!(lookup(&reg.client_id, &keys, &cfg(false), 6), ClientLookup::Unknown);
+        assert_eq!(
+            lookup(&reg.client_id, &keys, &cfg(false), 6),
+            ClientLookup::Unknown
+        );
     }
 
     #[test]
     fn forged_ids_are_unknown() {
         let keys = Keys::derive(b"k");
-        for id in ["", "kv.short", "kv.<script>aaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "AAAA", "garbage!"] {
-            assert_eq!(lookup(id, &keys, &cfg(true), 0), ClientLookup::Unknown, "{id}");
+        for id in [
+            "",
+            "kv.short",
+            "kv.<script>aaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "AAAA",
+            "garbage!",
+        ] {
+            assert_eq!(
+                lookup(id, &keys, &cfg(true), 0),
+                ClientLookup::Unknown,
+                "{id}"
+            );
         }
     }
 }

@@ -30,7 +30,10 @@ impl Endpoint {
 
     /// Browser endpoints answer errors with pages; the others with JSON.
     pub fn is_browser(self) -> bool {
-        matches!(self, Endpoint::Landing | Endpoint::Authorize | Endpoint::Callback)
+        matches!(
+            self,
+            Endpoint::Landing | Endpoint::Authorize | Endpoint::Callback
+        )
     }
 }
 
@@ -57,7 +60,8 @@ pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, MCP-Protocol-Versi
 /// CORS for browser-based clients (MCP Inspector). No credentials are ever
 /// allowed cross-origin, so `*` is safe.
 pub fn with_cors(r: Reply) -> Reply {
-    r.header("Access-Control-Allow-Origin", "*").header("Access-Control-Expose-Headers", "WWW-Authenticate")
+    r.header("Access-Control-Allow-Origin", "*")
+        .header("Access-Control-Expose-Headers", "WWW-Authenticate")
 }
 
 pub fn preflight(ep: Endpoint) -> Reply {
@@ -84,6 +88,9 @@ mod tests {
         assert_eq!(dispatch(Endpoint::Register, "OPTIONS"), Dispatch::Preflight);
         let p = preflight(Endpoint::Register);
         assert_eq!(p.status, 204);
-        assert!(p.get_header("Access-Control-Allow-Headers").unwrap().contains("MCP-Protocol-Version"));
+        assert!(p
+            .get_header("Access-Control-Allow-Headers")
+            .unwrap()
+            .contains("MCP-Protocol-Version"));
     }
 }

@@ -85,7 +85,9 @@ pub fn code_key(keys: &Keys, code: &str) -> String {
 /// Random values the broker hands out (KV states and codes) are 43
 /// base64url characters; anything else is refused before a KV read.
 pub fn is_token_shaped(s: &str) -> bool {
-    s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Cookie names and attributes, which depend on whether the public URL is
@@ -97,7 +99,9 @@ pub struct CookiePolicy {
 
 impl CookiePolicy {
     pub fn for_base(base_url: &str) -> CookiePolicy {
-        CookiePolicy { secure: base_url.starts_with("https://") }
+        CookiePolicy {
+            secure: base_url.starts_with("https://"),
+        }
     }
 
     pub fn browser_name(self) -> &'static str {
@@ -125,7 +129,12 @@ impl CookiePolicy {
     }
 
     pub fn set_browser(self, value: &str) -> String {
-        format!("{}={}; {}", self.browser_name(), value, self.attrs(FLOW_TTL))
+        format!(
+            "{}={}; {}",
+            self.browser_name(),
+            value,
+            self.attrs(FLOW_TTL)
+        )
     }
 
     pub fn clear_browser(self) -> String {
@@ -133,7 +142,12 @@ impl CookiePolicy {
     }
 
     pub fn set_approvals(self, value: &str) -> String {
-        format!("{}={}; {}", self.approval_name(), value, self.attrs(APPROVAL_TTL))
+        format!(
+            "{}={}; {}",
+            self.approval_name(),
+            value,
+            self.attrs(APPROVAL_TTL)
+        )
     }
 }
 
@@ -148,13 +162,21 @@ pub fn browser_value(existing: Option<&str>, rng: &mut dyn Rng) -> (String, bool
 
 /// Signed list of `client_ref:expires_at` approvals.
 pub fn read_approvals(keys: &Keys, cookie: Option<&str>, now: UnixTime) -> Vec<(String, UnixTime)> {
-    let Some(cookie) = cookie else { return Vec::new() };
-    let Some((payload, mac)) = cookie.split_once('.') else { return Vec::new() };
-    let (Some(payload), Some(mac)) = (b64url_decode(payload), b64url_decode(mac)) else { return Vec::new() };
+    let Some(cookie) = cookie else {
+        return Vec::new();
+    };
+    let Some((payload, mac)) = cookie.split_once('.') else {
+        return Vec::new();
+    };
+    let (Some(payload), Some(mac)) = (b64url_decode(payload), b64url_decode(mac)) else {
+        return Vec::new();
+    };
     if !ct_eq(&keys.approval_mac(&payload), &mac) {
         return Vec::new();
     }
-    let Ok(text) = String::from_utf8(payload) else { return Vec::new() };
+    let Ok(text) = String::from_utf8(payload) else {
+        return Vec::new();
+    };
     text.split(',')
         .filter_map(|e| {
             let (r, exp) = e.split_once(':')?;
@@ -166,17 +188,28 @@ pub fn read_approvals(keys: &Keys, cookie: Option<&str>, now: UnixTime) -> Vec<(
 }
 
 pub fn is_approved(approvals: &[(String, UnixTime)], client_ref: &str) -> bool {
-    approvals.iter().any(|(r, _)| ct_eq(r.as_bytes(), client_ref.as_bytes()))
+    approvals
+        .iter()
+        .any(|(r, _)| ct_eq(r.as_bytes(), client_ref.as_bytes()))
 }
 
 /// Add an approval (newest first, at most 20 kept) and sign the list.
-pub fn write_approvals(keys: &Keys, mut approvals: Vec<(String, UnixTime)>, client_ref: &str, now: UnixTime) -> String {
+pub fn write_approvals(
+    keys: &Keys,
+    mut approvals: Vec<(String, UnixTime)>,
+    client_ref: &str,
+    now: UnixTime,
+) -> String {
     approvals.retain(|(r, _)| r != client_ref);
     approvals.insert(0, (client_ref.to_string(), now + APPROVAL_TTL));
     approvals.truncate(MAX_APPROVALS);
     let payload: Vec<String> = approvals.iter().map(|(r, e)| format!("{r}:{e}")).collect();
     let payload = payload.join(",");
-    format!("{}.{}", b64url(payload.as_bytes()), b64url(&keys.approval_mac(payload.as_bytes())))
+    format!(
+        "{}.{}",
+        b64url(payload.as_bytes()),
+        b64url(&keys.approval_mac(payload.as_bytes()))
+    )
 }
 
 /// Where a new session goes: the `state` to send to Attio, and with KV the
@@ -186,13 +219,24 @@ pub struct SessionPlacement {
     pub store: Option<String>,
 }
 
-pub fn place_session(keys: &Keys, session: &Session, kv: bool, rng: &mut dyn Rng) -> SessionPlacement {
+pub fn place_session(
+    keys: &Keys,
+    session: &Session,
+    kv: bool,
+    rng: &mut dyn Rng,
+) -> SessionPlacement {
     let sealed = |rng: &mut dyn Rng, p| keys.seal_json(p, session, session.expires_at, rng);
     if kv {
         let state = random_token(rng);
-        SessionPlacement { state, store: Some(sealed(rng, Purpose::Stored)) }
+        SessionPlacement {
+            state,
+            store: Some(sealed(rng, Purpose::Stored)),
+        }
     } else {
-        SessionPlacement { state: sealed(rng, Purpose::State), store: None }
+        SessionPlacement {
+            state: sealed(rng, Purpose::State),
+            store: None,
+        }
     }
 }
 
@@ -207,9 +251,18 @@ pub fn place_code(keys: &Keys, grant: &CodeGrant, kv: bool, rng: &mut dyn Rng) -
     if kv {
         let code = random_token(rng);
         let key = code_key(keys, &code);
-        CodePlacement { code, store: Some((key, keys.seal_json(Purpose::Code, grant, grant.expires_at, rng))) }
+        CodePlacement {
+            code,
+            store: Some((
+                key,
+                keys.seal_json(Purpose::Code, grant, grant.expires_at, rng),
+            )),
+        }
     } else {
-        CodePlacement { code: keys.seal_json(Purpose::Code, grant, grant.expires_at, rng), store: None }
+        CodePlacement {
+            code: keys.seal_json(Purpose::Code, grant, grant.expires_at, rng),
+            store: None,
+        }
     }
 }
 
@@ -243,10 +296,14 @@ mod tests {
     #[test]
     fn cookie_attributes() {
         let s = CookiePolicy::for_base("https://x.dev");
-        assert!(s.set_browser("v").starts_with("__Host-attio_broker_browser=v; Path=/;"));
+        assert!(s
+            .set_browser("v")
+            .starts_with("__Host-attio_broker_browser=v; Path=/;"));
         assert!(s.set_browser("v").contains("Secure") && s.set_browser("v").contains("HttpOnly"));
         let p = CookiePolicy::for_base("http://localhost:8787");
-        assert!(p.set_browser("v").contains("Path=/oauth") && !p.set_browser("v").contains("Secure"));
+        assert!(
+            p.set_browser("v").contains("Path=/oauth") && !p.set_browser("v").contains("Secure")
+        );
         assert!(p.clear_browser().contains("Max-Age=0"));
     }
 
@@ -262,15 +319,24 @@ mod tests {
     #[test]
     fn sessions_placed_by_mode() {
         let k = Keys::derive(b"k");
-        let s = Session { browser: "b".into(), verifier: Secret::new("v"), expires_at: 700, client: None };
+        let s = Session {
+            browser: "b".into(),
+            verifier: Secret::new("v"),
+            expires_at: 700,
+            client: None,
+        };
         let kv = place_session(&k, &s, true, &mut TestRng(3));
         assert!(is_token_shaped(&kv.state));
-        let stored: Session = k.open_json(Purpose::Stored, kv.store.as_ref().unwrap(), 100).unwrap();
+        let stored: Session = k
+            .open_json(Purpose::Stored, kv.store.as_ref().unwrap(), 100)
+            .unwrap();
         assert_eq!(stored.browser, "b");
         let sl = place_session(&k, &s, false, &mut TestRng(3));
         assert!(sl.store.is_none());
         let opened: Session = k.open_json(Purpose::State, &sl.state, 100).unwrap();
         assert_eq!(opened.verifier.secret(), "v");
-        assert!(k.open_json::<Session>(Purpose::State, &sl.state, 700).is_err());
+        assert!(k
+            .open_json::<Session>(Purpose::State, &sl.state, 700)
+            .is_err());
     }
 }

@@ -114,7 +114,11 @@ mod tests {
 
     #[test]
     fn auth_method_round_trip() {
-        for m in [AuthMethod::None, AuthMethod::ClientSecretPost, AuthMethod::ClientSecretBasic] {
+        for m in [
+            AuthMethod::None,
+            AuthMethod::ClientSecretPost,
+            AuthMethod::ClientSecretBasic,
+        ] {
             assert_eq!(AuthMethod::parse(m.as_str()), Some(m));
         }
         assert_eq!(AuthMethod::parse("private_key_jwt"), None);

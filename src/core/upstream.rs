@@ -39,7 +39,13 @@ impl std::fmt::Debug for Outbound {
 /// What came back, as the shell saw it.
 #[derive(Debug)]
 pub enum Answer {
-    Http { status: u16, retry_after: Option<String>, cache_control: Option<String>, body: Vec<u8>, truncated: bool },
+    Http {
+        status: u16,
+        retry_after: Option<String>,
+        cache_control: Option<String>,
+        body: Vec<u8>,
+        truncated: bool,
+    },
     Timeout,
     Network,
 }
@@ -61,7 +67,10 @@ fn form_post(url: &str, pairs: &[(&str, &str)], deadline_ms: u64) -> Outbound {
 fn credentials(cfg: &Config) -> (&str, &str) {
     (
         cfg.attio_client_id.as_deref().unwrap_or_default(),
-        cfg.attio_client_secret.as_ref().map(Secret::secret).unwrap_or_default(),
+        cfg.attio_client_secret
+            .as_ref()
+            .map(Secret::secret)
+            .unwrap_or_default(),
     )
 }
 
@@ -100,7 +109,10 @@ pub fn introspect(cfg: &Config, access_token: &str) -> Outbound {
     Outbound {
         method: "POST",
         url: cfg.introspect_url.clone(),
-        headers: vec![("Authorization", format!("Bearer {access_token}")), ("Accept", "application/json".into())],
+        headers: vec![
+            ("Authorization", format!("Bearer {access_token}")),
+            ("Accept", "application/json".into()),
+        ],
         body: None,
         deadline_ms: INTROSPECT_DEADLINE_MS,
         max_bytes: MAX_RESPONSE_BYTES,
@@ -109,7 +121,15 @@ pub fn introspect(cfg: &Config, access_token: &str) -> Outbound {
 
 pub fn revoke(cfg: &Config, token: &str) -> Outbound {
     let (id, secret) = credentials(cfg);
-    form_post(&cfg.revoke_url, &[("token", token), ("client_id", id), ("client_secret", secret)], REVOKE_DEADLINE_MS)
+    form_post(
+        &cfg.revoke_url,
+        &[
+            ("token", token),
+            ("client_id", id),
+            ("client_secret", secret),
+        ],
+        REVOKE_DEADLINE_MS,
+    )
 }
 
 /// Why a call to Attio did not give what was needed. `Display`-free on
@@ -117,11 +137,19 @@ pub fn revoke(cfg: &Config, token: &str) -> Outbound {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamError {
     /// Attio refused (4xx other than 429); `error` is its RFC 6749 code if any.
-    Refused { status: u16, error: Option<String> },
+    Refused {
+        status: u16,
+        error: Option<String>,
+    },
     /// Attio is rate limiting (429).
-    RateLimited { retry_after: Option<String> },
+    RateLimited {
+        retry_after: Option<String>,
+    },
     /// Attio failed (5xx).
-    Failed { status: u16, retry_after: Option<String> },
+    Failed {
+        status: u16,
+        retry_after: Option<String>,
+    },
     /// 2xx, but not a usable body (not JSON, empty, too large, no token).
     BadBody,
     Timeout,
@@ -132,9 +160,13 @@ impl UpstreamError {
     /// For the log: a status and a kind, nothing from the body.
     pub fn log_line(&self, what: &str) -> String {
         match self {
-            UpstreamError::Refused { status, .. } => format!("attio {what}: refused with HTTP {status}"),
+            UpstreamError::Refused { status, .. } => {
+                format!("attio {what}: refused with HTTP {status}")
+            }
             UpstreamError::RateLimited { .. } => format!("attio {what}: rate limited (HTTP 429)"),
-            UpstreamError::Failed { status, .. } => format!("attio {what}: failed with HTTP {status}"),
+            UpstreamError::Failed { status, .. } => {
+                format!("attio {what}: failed with HTTP {status}")
+            }
             UpstreamError::BadBody => format!("attio {what}: unusable response body"),
             UpstreamError::Timeout => format!("attio {what}: timed out"),
             UpstreamError::Network => format!("attio {what}: network error"),
@@ -144,26 +176,60 @@ impl UpstreamError {
     /// As an OAuth error for an API endpoint (token refresh, revoke).
     pub fn to_api_error(&self) -> OAuthError {
         match self {
-            UpstreamError::Refused { error: Some(e), .. } if e == "invalid_client" || e == "unauthorized_client" => {
-                OAuthError::new(ErrorCode::ServerError, 502, "Attio rejected the broker's client credentials")
+            UpstreamError::Refused { error: Some(e), .. }
+                if e == "invalid_client" || e == "unauthorized_client" =>
+            {
+                OAuthError::new(
+                    ErrorCode::ServerError,
+                    502,
+                    "Attio rejected the broker's client credentials",
+                )
             }
-            UpstreamError::Refused { status: 401, error: None } => {
-                OAuthError::new(ErrorCode::ServerError, 502, "Attio rejected the broker's client credentials")
-            }
+            UpstreamError::Refused {
+                status: 401,
+                error: None,
+            } => OAuthError::new(
+                ErrorCode::ServerError,
+                502,
+                "Attio rejected the broker's client credentials",
+            ),
             UpstreamError::Refused { .. } => OAuthError::invalid_grant("Attio rejected the grant"),
             UpstreamError::RateLimited { retry_after } => {
-                let mut e = OAuthError::new(ErrorCode::TemporarilyUnavailable, 503, "Attio is rate limiting requests; retry later");
+                let mut e = OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    503,
+                    "Attio is rate limiting requests; retry later",
+                );
                 e.retry_after = Some(retry_after.clone().unwrap_or_else(|| "60".into()));
                 e
             }
-            UpstreamError::Failed { status, retry_after } => {
-                let mut e = OAuthError::new(ErrorCode::ServerError, 502, format!("Attio failed with HTTP {status}"));
+            UpstreamError::Failed {
+                status,
+                retry_after,
+            } => {
+                let mut e = OAuthError::new(
+                    ErrorCode::ServerError,
+                    502,
+                    format!("Attio failed with HTTP {status}"),
+                );
                 e.retry_after = retry_after.clone();
                 e
             }
-            UpstreamError::BadBody => OAuthError::new(ErrorCode::ServerError, 502, "Attio's answer was not a usable token response"),
-            UpstreamError::Timeout => OAuthError::new(ErrorCode::TemporarilyUnavailable, 504, "Attio did not answer in time"),
-            UpstreamError::Network => OAuthError::new(ErrorCode::TemporarilyUnavailable, 502, "Attio could not be reached"),
+            UpstreamError::BadBody => OAuthError::new(
+                ErrorCode::ServerError,
+                502,
+                "Attio's answer was not a usable token response",
+            ),
+            UpstreamError::Timeout => OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                504,
+                "Attio did not answer in time",
+            ),
+            UpstreamError::Network => OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                502,
+                "Attio could not be reached",
+            ),
         }
     }
 
@@ -180,7 +246,8 @@ impl UpstreamError {
                 e.help = Help::UpstreamExchange;
             }
             UpstreamError::BadBody => {
-                e.description = "Attio's answer to the code exchange did not contain an access token.".into();
+                e.description =
+                    "Attio's answer to the code exchange did not contain an access token.".into();
                 e.help = Help::UpstreamExchange;
             }
             _ => e.help = Help::UpstreamUnavailable,
@@ -193,16 +260,35 @@ fn classify(answer: &Answer) -> Result<Value, UpstreamError> {
     match answer {
         Answer::Timeout => Err(UpstreamError::Timeout),
         Answer::Network => Err(UpstreamError::Network),
-        Answer::Http { status, retry_after, body, truncated, .. } => {
-            let json: Option<Value> = if *truncated { None } else { serde_json::from_slice(body).ok() };
+        Answer::Http {
+            status,
+            retry_after,
+            body,
+            truncated,
+            ..
+        } => {
+            let json: Option<Value> = if *truncated {
+                None
+            } else {
+                serde_json::from_slice(body).ok()
+            };
             match *status {
                 200..=299 => json.filter(Value::is_object).ok_or(UpstreamError::BadBody),
-                429 => Err(UpstreamError::RateLimited { retry_after: retry_after.clone() }),
+                429 => Err(UpstreamError::RateLimited {
+                    retry_after: retry_after.clone(),
+                }),
                 400..=499 => Err(UpstreamError::Refused {
                     status: *status,
-                    error: json.as_ref().and_then(|j| j.get("error")).and_then(Value::as_str).map(sanitize_code),
+                    error: json
+                        .as_ref()
+                        .and_then(|j| j.get("error"))
+                        .and_then(Value::as_str)
+                        .map(sanitize_code),
                 }),
-                _ => Err(UpstreamError::Failed { status: *status, retry_after: retry_after.clone() }),
+                _ => Err(UpstreamError::Failed {
+                    status: *status,
+                    retry_after: retry_after.clone(),
+                }),
             }
         }
     }
@@ -210,11 +296,17 @@ fn classify(answer: &Answer) -> Result<Value, UpstreamError> {
 
 /// Keep only an RFC 6749-shaped error code from Attio (letters and `_`).
 fn sanitize_code(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_lowercase() || *c == '_').take(40).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_lowercase() || *c == '_')
+        .take(40)
+        .collect()
 }
 
 fn str_field(v: &Value, k: &str) -> Option<String> {
-    v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+    v.get(k)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// Parse a token answer (code exchange or refresh).
@@ -266,10 +358,14 @@ pub fn enrich(grant: &mut AttioGrant, info: Option<Introspection>) {
 pub fn parse_revoke(answer: &Answer) -> Result<(), UpstreamError> {
     match answer {
         Answer::Http { status, .. } if (200..300).contains(status) => Ok(()),
-        Answer::Http { status: 400 | 404, .. } => Ok(()),
+        Answer::Http {
+            status: 400 | 404, ..
+        } => Ok(()),
         other => match classify(other) {
             Ok(_) => Ok(()),
-            Err(UpstreamError::Refused { status, error }) if error.as_deref() == Some("invalid_token") => {
+            Err(UpstreamError::Refused { status, error })
+                if error.as_deref() == Some("invalid_token") =>
+            {
                 let _ = status;
                 Ok(())
             }
@@ -283,7 +379,13 @@ mod tests {
     use super::*;
 
     fn http(status: u16, body: &str) -> Answer {
-        Answer::Http { status, retry_after: None, cache_control: None, body: body.as_bytes().to_vec(), truncated: false }
+        Answer::Http {
+            status,
+            retry_after: None,
+            cache_control: None,
+            body: body.as_bytes().to_vec(),
+            truncated: false,
+        }
     }
 
     #[test]
@@ -295,44 +397,118 @@ mod tests {
 
     #[test]
     fn token_failures_are_classified() {
-        assert_eq!(parse_token(&http(200, "<html>")).unwrap_err(), UpstreamError::BadBody);
-        assert_eq!(parse_token(&http(200, "")).unwrap_err(), UpstreamError::BadBody);
-        assert_eq!(parse_token(&http(200, r#"{"token_type":"Bearer"}"#)).unwrap_err(), UpstreamError::BadBody);
-        assert_eq!(parse_token(&http(200, r#"{"access_token":"x","token_type":"mac"}"#)).unwrap_err(), UpstreamError::BadBody);
         assert_eq!(
-            parse_token(&Answer::Http { status: 200, retry_after: None, cache_control: None, body: b"{}".to_vec(), truncated: true }).unwrap_err(),
+            parse_token(&http(200, "<html>")).unwrap_err(),
+            UpstreamError::BadBody
+        );
+        assert_eq!(
+            parse_token(&http(200, "")).unwrap_err(),
+            UpstreamError::BadBody
+        );
+        assert_eq!(
+            parse_token(&http(200, r#"{"token_type":"Bearer"}"#)).unwrap_err(),
+            UpstreamError::BadBody
+        );
+        assert_eq!(
+            parse_token(&http(200, r#"{"access_token":"x","token_type":"mac"}"#)).unwrap_err(),
+            UpstreamError::BadBody
+        );
+        assert_eq!(
+            parse_token(&Answer::Http {
+                status: 200,
+                retry_after: None,
+                cache_control: None,
+                body: b"{}".to_vec(),
+                truncated: true
+            })
+            .unwrap_err(),
             UpstreamError::BadBody
         );
         assert_eq!(
             parse_token(&http(400, r#"{"error":"invalid_grant"}"#)).unwrap_err(),
-            UpstreamError::Refused { status: 400, error: Some("invalid_grant".into()) }
+            UpstreamError::Refused {
+                status: 400,
+                error: Some("invalid_grant".into())
+            }
         );
         assert_eq!(
             parse_token(&http(400, r#"{"status_code":400,"message":"x"}"#)).unwrap_err(),
-            UpstreamError::Refused { status: 400, error: None }
+            UpstreamError::Refused {
+                status: 400,
+                error: None
+            }
         );
-        let e = parse_token(&Answer::Http { status: 429, retry_after: Some("Wed, 21 Oct 2026 07:28:00 GMT".into()), cache_control: None, body: vec![], truncated: false }).unwrap_err();
+        let e = parse_token(&Answer::Http {
+            status: 429,
+            retry_after: Some("Wed, 21 Oct 2026 07:28:00 GMT".into()),
+            cache_control: None,
+            body: vec![],
+            truncated: false,
+        })
+        .unwrap_err();
         assert_eq!(e.to_api_error().status, 503);
-        assert_eq!(e.to_api_error().retry_after.as_deref(), Some("Wed, 21 Oct 2026 07:28:00 GMT"));
-        assert_eq!(parse_token(&http(500, "")).unwrap_err().to_api_error().status, 502);
-        assert_eq!(parse_token(&Answer::Timeout).unwrap_err().to_api_error().status, 504);
-        assert_eq!(parse_token(&Answer::Network).unwrap_err().to_api_error().status, 502);
+        assert_eq!(
+            e.to_api_error().retry_after.as_deref(),
+            Some("Wed, 21 Oct 2026 07:28:00 GMT")
+        );
+        assert_eq!(
+            parse_token(&http(500, ""))
+                .unwrap_err()
+                .to_api_error()
+                .status,
+            502
+        );
+        assert_eq!(
+            parse_token(&Answer::Timeout)
+                .unwrap_err()
+                .to_api_error()
+                .status,
+            504
+        );
+        assert_eq!(
+            parse_token(&Answer::Network)
+                .unwrap_err()
+                .to_api_error()
+                .status,
+            502
+        );
     }
 
     #[test]
     fn page_errors_explain() {
-        let e = UpstreamError::Refused { status: 400, error: None }.to_page_error();
+        let e = UpstreamError::Refused {
+            status: 400,
+            error: None,
+        }
+        .to_page_error();
         assert_eq!(e.help, Help::UpstreamExchange);
-        assert_eq!(UpstreamError::Timeout.to_page_error().help, Help::UpstreamUnavailable);
-        assert!(!UpstreamError::Refused { status: 401, error: Some("<x>".into()) }.log_line("token").contains('<'));
+        assert_eq!(
+            UpstreamError::Timeout.to_page_error().help,
+            Help::UpstreamUnavailable
+        );
+        assert!(!UpstreamError::Refused {
+            status: 401,
+            error: Some("<x>".into())
+        }
+        .log_line("token")
+        .contains('<'));
     }
 
     #[test]
     fn introspection_enriches_only_when_active() {
         let mut g = parse_token(&http(200, r#"{"access_token":"at"}"#)).unwrap();
-        enrich(&mut g, parse_introspection(&http(200, r#"{"active":false,"workspace_name":"W"}"#)));
+        enrich(
+            &mut g,
+            parse_introspection(&http(200, r#"{"active":false,"workspace_name":"W"}"#)),
+        );
         assert!(g.workspace_name.is_none());
-        enrich(&mut g, parse_introspection(&http(200, r#"{"active":true,"workspace_name":"W","scope":"a:read"}"#)));
+        enrich(
+            &mut g,
+            parse_introspection(&http(
+                200,
+                r#"{"active":true,"workspace_name":"W","scope":"a:read"}"#,
+            )),
+        );
         assert_eq!(g.workspace_name.as_deref(), Some("W"));
         assert_eq!(g.scope.as_deref(), Some("a:read"));
     }

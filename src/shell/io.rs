@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use worker::{AbortController, Delay, Env, Fetch, Headers, KvStore, Method, Request, RequestInit, RequestRedirect, Response};
+use worker::{
+    AbortController, Delay, Env, Fetch, Headers, KvStore, Method, Request, RequestInit,
+    RequestRedirect, Response,
+};
 
 use crate::core::config::Config;
 use crate::core::http::{Incoming, Reply};
@@ -63,7 +66,11 @@ pub fn incoming(req: &Request) -> Incoming {
     for (k, v) in req.headers().entries() {
         headers.insert(k.to_ascii_lowercase(), v);
     }
-    Incoming { method: req.method().to_string(), url: req.url().map(|u| u.to_string()).unwrap_or_default(), headers }
+    Incoming {
+        method: req.method().to_string(),
+        url: req.url().map(|u| u.to_string()).unwrap_or_default(),
+        headers,
+    }
 }
 
 /// Read a request body, at most `limit` bytes. `None`: larger than the limit.
@@ -71,13 +78,25 @@ pub fn incoming(req: &Request) -> Incoming {
 /// sent, so the client's connection is not reset under it.
 pub async fn read_body(req: &mut Request, limit: usize) -> Option<Vec<u8>> {
     const DRAIN_LIMIT: usize = 1024 * 1024;
-    let declared = req.headers().get("content-length").ok().flatten().and_then(|l| l.trim().parse::<usize>().ok());
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|l| l.trim().parse::<usize>().ok());
     // A declared length within the limit: one read (workerd enforces the
     // length), much cheaper than the stream reader.
     if declared.is_some_and(|n| n <= limit) {
-        return req.bytes().await.ok().filter(|b| b.len() <= limit).or(Some(Vec::new()));
+        return req
+            .bytes()
+            .await
+            .ok()
+            .filter(|b| b.len() <= limit)
+            .or(Some(Vec::new()));
     }
-    let Ok(mut stream) = req.stream() else { return Some(Vec::new()) };
+    let Ok(mut stream) = req.stream() else {
+        return Some(Vec::new());
+    };
     let mut out = Vec::new();
     let mut seen = 0usize;
     let mut too_big = declared.is_some_and(|n| n > limit);
@@ -135,7 +154,9 @@ pub async fn send(out: &Outbound) -> Answer {
         if let Some(b) = &out.body {
             init.with_body(Some(wasm_bindgen::JsValue::from_str(b)));
         }
-        let Ok(request) = Request::new_with_init(&out.url, &init) else { return Answer::Network };
+        let Ok(request) = Request::new_with_init(&out.url, &init) else {
+            return Answer::Network;
+        };
         let mut resp = match Fetch::Request(request).send_with_signal(&signal).await {
             Ok(r) => r,
             Err(_) => return Answer::Network,
@@ -157,7 +178,13 @@ pub async fn send(out: &Outbound) -> Answer {
                 }
             }
         }
-        Answer::Http { status, retry_after, cache_control, body, truncated }
+        Answer::Http {
+            status,
+            retry_after,
+            cache_control,
+            body,
+            truncated,
+        }
     };
     let deadline = Delay::from(Duration::from_millis(out.deadline_ms));
     let outcome = match select(Box::pin(work), deadline).await {

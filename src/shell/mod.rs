@@ -27,12 +27,18 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         .on_async("/", |r, c| handle(Endpoint::Landing, r, c))
         .on_async("/health", |r, c| handle(Endpoint::Health, r, c))
         .on_async("/ping", |r, c| handle(Endpoint::Health, r, c))
-        .on_async("/.well-known/oauth-authorization-server", |r, c| handle(Endpoint::AuthorizationServerMetadata, r, c))
+        .on_async("/.well-known/oauth-authorization-server", |r, c| {
+            handle(Endpoint::AuthorizationServerMetadata, r, c)
+        })
         .on_async("/.well-known/oauth-authorization-server/*rest", |r, c| {
             handle(Endpoint::AuthorizationServerMetadata, r, c)
         })
-        .on_async("/.well-known/oauth-protected-resource", |r, c| handle(Endpoint::ProtectedResourceMetadata, r, c))
-        .on_async("/.well-known/oauth-protected-resource/*rest", |r, c| handle(Endpoint::ProtectedResourceMetadata, r, c))
+        .on_async("/.well-known/oauth-protected-resource", |r, c| {
+            handle(Endpoint::ProtectedResourceMetadata, r, c)
+        })
+        .on_async("/.well-known/oauth-protected-resource/*rest", |r, c| {
+            handle(Endpoint::ProtectedResourceMetadata, r, c)
+        })
         .on_async("/oauth/authorize", |r, c| handle(Endpoint::Authorize, r, c))
         .on_async("/oauth/callback", |r, c| handle(Endpoint::Callback, r, c))
         .on_async("/oauth/token", |r, c| handle(Endpoint::Token, r, c))
@@ -73,7 +79,12 @@ impl Ctx {
             return Err(OAuthError::misconfigured(&["ATTIO_CLIENT_SECRET"]));
         };
         let fingerprint = crate::core::crypto::sha256(material.secret().as_bytes());
-        let cached = KEYS.with(|k| k.borrow().as_ref().filter(|(f, _)| *f == fingerprint).map(|(_, keys)| keys.clone()));
+        let cached = KEYS.with(|k| {
+            k.borrow()
+                .as_ref()
+                .filter(|(f, _)| *f == fingerprint)
+                .map(|(_, keys)| keys.clone())
+        });
         Ok(cached.unwrap_or_else(|| {
             let keys = std::rc::Rc::new(Keys::derive(material.secret().as_bytes()));
             KEYS.with(|k| *k.borrow_mut() = Some((fingerprint, keys.clone())));
@@ -82,12 +93,17 @@ impl Ctx {
     }
 
     fn browser_cookie(&self) -> Option<&str> {
-        self.incoming.cookie(CookiePolicy::for_base(&self.base).browser_name())
+        self.incoming
+            .cookie(CookiePolicy::for_base(&self.base).browser_name())
     }
 }
 
 fn storage_error() -> OAuthError {
-    let mut e = OAuthError::new(crate::core::error::ErrorCode::TemporarilyUnavailable, 503, "the broker's storage is unavailable; retry shortly");
+    let mut e = OAuthError::new(
+        crate::core::error::ErrorCode::TemporarilyUnavailable,
+        503,
+        "the broker's storage is unavailable; retry shortly",
+    );
     e.retry_after = Some("5".into());
     e
 }
@@ -102,7 +118,11 @@ async fn handle(ep: Endpoint, req: Request, route: RouteContext<()>) -> worker::
         kv,
         now: io::now(),
         // Only HTML pages use a CSP nonce.
-        nonce: if ep.is_browser() { random_token(&mut OsRng)[..22].to_string() } else { String::new() },
+        nonce: if ep.is_browser() {
+            random_token(&mut OsRng)[..22].to_string()
+        } else {
+            String::new()
+        },
         incoming,
     };
     let rest = route.param("rest").cloned();
@@ -111,7 +131,11 @@ async fn handle(ep: Endpoint, req: Request, route: RouteContext<()>) -> worker::
         Dispatch::NotAllowed => fail(ep, &ctx, OAuthError::method_not_allowed(ep.allow())),
         Dispatch::Run => run(ep, req, ctx, rest.as_deref()).await,
     };
-    let reply = if ep.is_browser() || method == "OPTIONS" { reply } else { routes::with_cors(reply) };
+    let reply = if ep.is_browser() || method == "OPTIONS" {
+        reply
+    } else {
+        routes::with_cors(reply)
+    };
     console_log!("{} {} -> {}", method, ep_name(ep), reply.status);
     io::to_response(reply, method == "HEAD")
 }
@@ -154,8 +178,11 @@ async fn run(ep: Endpoint, req: Request, ctx: Ctx, rest: Option<&str>) -> Reply 
             .header("Content-Type", "application/json; charset=utf-8")
             .header("Cache-Control", "public, max-age=3600")
             .body(metadata_document(&ctx.base))),
-        Endpoint::ProtectedResourceMetadata => Ok(Reply::json(200, &metadata::protected_resource(&ctx.base, rest))
-            .header("Cache-Control", "public, max-age=3600")),
+        Endpoint::ProtectedResourceMetadata => Ok(Reply::json(
+            200,
+            &metadata::protected_resource(&ctx.base, rest),
+        )
+        .header("Cache-Control", "public, max-age=3600")),
         Endpoint::Authorize if ctx.incoming.method == "POST" => consent_submit(req, &ctx).await,
         Endpoint::Authorize => authorize_get(&ctx).await,
         Endpoint::Callback => callback_get(&ctx).await,
@@ -180,10 +207,12 @@ impl ClientProblem {
     fn for_page(self) -> OAuthError {
         match self {
             ClientProblem::Unknown => authorize::unknown_client(),
-            ClientProblem::Document(why) => {
-                OAuthError::new(crate::core::error::ErrorCode::InvalidClient, 400, format!("client metadata document: {why}"))
-                    .with_help(Help::BadClientRequest)
-            }
+            ClientProblem::Document(why) => OAuthError::new(
+                crate::core::error::ErrorCode::InvalidClient,
+                400,
+                format!("client metadata document: {why}"),
+            )
+            .with_help(Help::BadClientRequest),
             ClientProblem::Storage => storage_error(),
         }
     }
@@ -191,7 +220,9 @@ impl ClientProblem {
     fn for_api(self) -> OAuthError {
         match self {
             ClientProblem::Unknown => OAuthError::invalid_client("unknown client"),
-            ClientProblem::Document(why) => OAuthError::invalid_client(format!("client metadata document: {why}")),
+            ClientProblem::Document(why) => {
+                OAuthError::invalid_client(format!("client metadata document: {why}"))
+            }
             ClientProblem::Storage => storage_error(),
         }
     }
@@ -220,7 +251,8 @@ fn metadata_document(base: &str) -> Vec<u8> {
         match m.as_ref() {
             Some((b, doc)) if b == base => doc.clone(),
             _ => {
-                let doc = serde_json::to_vec(&metadata::authorization_server(base)).unwrap_or_default();
+                let doc =
+                    serde_json::to_vec(&metadata::authorization_server(base)).unwrap_or_default();
                 *m = Some((base.to_string(), doc.clone()));
                 doc
             }
@@ -230,20 +262,33 @@ fn metadata_document(base: &str) -> Vec<u8> {
 
 /// Resolve a client id to its registration: KV, sealed, or a client
 /// metadata document (cached per its Cache-Control, at most a day).
-async fn resolve_client(ctx: &Ctx, keys: &Keys, client_id: &str) -> Result<ClientRecord, ClientProblem> {
+async fn resolve_client(
+    ctx: &Ctx,
+    keys: &Keys,
+    client_id: &str,
+) -> Result<ClientRecord, ClientProblem> {
     match registration::lookup(client_id, keys, &ctx.cfg, ctx.now) {
         ClientLookup::Unknown => Err(ClientProblem::Unknown),
         ClientLookup::Sealed(r) => Ok(r),
         ClientLookup::Stored(key) => {
-            let Some(kv) = &ctx.kv else { return Err(ClientProblem::Unknown) };
+            let Some(kv) = &ctx.kv else {
+                return Err(ClientProblem::Unknown);
+            };
             // Registrations never change, so a record read once is kept in
             // the isolate until it lapses (saves a KV read per request).
-            let cached = STORED_CLIENTS.with(|c| c.borrow().get(&key).filter(|r| r.expires_at > ctx.now).cloned());
+            let cached = STORED_CLIENTS.with(|c| {
+                c.borrow()
+                    .get(&key)
+                    .filter(|r| r.expires_at > ctx.now)
+                    .cloned()
+            });
             if let Some(r) = cached {
                 return Ok(r);
             }
             let stored = kv_get(kv, &key).await.map_err(|_| ClientProblem::Storage)?;
-            let record = stored.and_then(|s| registration::parse_stored(&s, ctx.now)).ok_or(ClientProblem::Unknown)?;
+            let record = stored
+                .and_then(|s| registration::parse_stored(&s, ctx.now))
+                .ok_or(ClientProblem::Unknown)?;
             STORED_CLIENTS.with(|c| {
                 let mut c = c.borrow_mut();
                 if c.len() >= 1000 {
@@ -255,7 +300,12 @@ async fn resolve_client(ctx: &Ctx, keys: &Keys, client_id: &str) -> Result<Clien
         }
         ClientLookup::RefusedDocument(why) => Err(ClientProblem::Document(why)),
         ClientLookup::Document(url) => {
-            let cached = DOCUMENTS.with(|d| d.borrow().get(client_id).filter(|(_, exp)| *exp > ctx.now).map(|(r, _)| r.clone()));
+            let cached = DOCUMENTS.with(|d| {
+                d.borrow()
+                    .get(client_id)
+                    .filter(|(_, exp)| *exp > ctx.now)
+                    .map(|(r, _)| r.clone())
+            });
             if let Some(r) = cached {
                 return Ok(r);
             }
@@ -268,9 +318,13 @@ async fn resolve_client(ctx: &Ctx, keys: &Keys, client_id: &str) -> Result<Clien
                 }
             }
             let answer = io::send(&cimd::fetch_request(&url)).await;
-            let record = cimd::parse_document(client_id, &answer, &ctx.cfg.allowed_redirects, ctx.now).map_err(ClientProblem::Document)?;
+            let record =
+                cimd::parse_document(client_id, &answer, &ctx.cfg.allowed_redirects, ctx.now)
+                    .map_err(ClientProblem::Document)?;
             let ttl = match &answer {
-                upstream::Answer::Http { cache_control, .. } => cimd::cache_seconds(cache_control.as_deref()),
+                upstream::Answer::Http { cache_control, .. } => {
+                    cimd::cache_seconds(cache_control.as_deref())
+                }
                 _ => 0,
             };
             if ttl > 0 {
@@ -282,7 +336,13 @@ async fn resolve_client(ctx: &Ctx, keys: &Keys, client_id: &str) -> Result<Clien
                     d.insert(client_id.to_string(), (record.clone(), ctx.now + ttl));
                 });
                 if let (Some(kv), true) = (&ctx.kv, ttl >= 60) {
-                    let _ = kv_put(kv, &kv_key, serde_json::to_string(&record).unwrap_or_default(), ttl).await;
+                    let _ = kv_put(
+                        kv,
+                        &kv_key,
+                        serde_json::to_string(&record).unwrap_or_default(),
+                        ttl,
+                    )
+                    .await;
                 }
             }
             Ok(record)
@@ -293,7 +353,9 @@ async fn resolve_client(ctx: &Ctx, keys: &Keys, client_id: &str) -> Result<Clien
 /// Store what `start_signin` asked for and answer its redirect.
 async fn begin(ctx: &Ctx, started: authorize::Started) -> Result<Reply, OAuthError> {
     if let (Some((key, value, ttl)), Some(kv)) = (&started.store, &ctx.kv) {
-        kv_put(kv, key, value.clone(), *ttl).await.map_err(|_| storage_error())?;
+        kv_put(kv, key, value.clone(), *ttl)
+            .await
+            .map_err(|_| storage_error())?;
     }
     Ok(started.reply())
 }
@@ -304,36 +366,85 @@ async fn authorize_get(ctx: &Ctx) -> Result<Reply, OAuthError> {
     let params = authorize::parse_query(ctx.incoming.query())?;
     let Some(client_id) = params.get("client_id").map(str::to_string) else {
         // The manual flow: straight to Attio.
-        let started = authorize::start_signin(&ctx.cfg, &keys, &ctx.base, ctx.browser_cookie(), None, ctx.now, &mut OsRng);
+        let started = authorize::start_signin(
+            &ctx.cfg,
+            &keys,
+            &ctx.base,
+            ctx.browser_cookie(),
+            None,
+            ctx.now,
+            &mut OsRng,
+        );
         return begin(ctx, started).await;
     };
-    let client = resolve_client(ctx, &keys, &client_id).await.map_err(ClientProblem::for_page)?;
-    let request = match authorize::check_client_request(&params, &client_id, &client, &keys, &ctx.base) {
-        Checked::Ok(r) => r,
-        Checked::Page(e) => return Err(e),
-        Checked::Redirect(location) => return Ok(Reply::redirect(&location)),
-    };
-    let approvals = ctx.incoming.cookie(CookiePolicy::for_base(&ctx.base).approval_name());
+    let client = resolve_client(ctx, &keys, &client_id)
+        .await
+        .map_err(ClientProblem::for_page)?;
+    let request =
+        match authorize::check_client_request(&params, &client_id, &client, &keys, &ctx.base) {
+            Checked::Ok(r) => r,
+            Checked::Page(e) => return Err(e),
+            Checked::Redirect(location) => return Ok(Reply::redirect(&location)),
+        };
+    let approvals = ctx
+        .incoming
+        .cookie(CookiePolicy::for_base(&ctx.base).approval_name());
     if authorize::already_approved(&keys, approvals, &request, ctx.now) {
-        let started = authorize::start_signin(&ctx.cfg, &keys, &ctx.base, ctx.browser_cookie(), Some(request), ctx.now, &mut OsRng);
+        let started = authorize::start_signin(
+            &ctx.cfg,
+            &keys,
+            &ctx.base,
+            ctx.browser_cookie(),
+            Some(request),
+            ctx.now,
+            &mut OsRng,
+        );
         return begin(ctx, started).await;
     }
-    Ok(authorize::consent(&keys, &ctx.base, ctx.browser_cookie(), &client_id, request, &client, &ctx.nonce, ctx.now, &mut OsRng))
+    Ok(authorize::consent(
+        &keys,
+        &ctx.base,
+        ctx.browser_cookie(),
+        &client_id,
+        request,
+        &client,
+        &ctx.nonce,
+        ctx.now,
+        &mut OsRng,
+    ))
 }
 
 // POST /oauth/authorize (the consent form)
 async fn consent_submit(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
     let keys = ctx.keys()?;
-    let body = io::read_body(&mut req, 16 * 1024)
-        .await
-        .ok_or_else(|| OAuthError::new(crate::core::error::ErrorCode::InvalidRequest, 413, "the form is too large"))?;
-    let (decision, request) = authorize::check_consent_submission(&body, &keys, ctx.browser_cookie(), ctx.now)?;
+    let body = io::read_body(&mut req, 16 * 1024).await.ok_or_else(|| {
+        OAuthError::new(
+            crate::core::error::ErrorCode::InvalidRequest,
+            413,
+            "the form is too large",
+        )
+    })?;
+    let (decision, request) =
+        authorize::check_consent_submission(&body, &keys, ctx.browser_cookie(), ctx.now)?;
     match decision {
-        Decision::Deny => Ok(Reply::redirect(&authorize::denied_redirect(&request, &ctx.base))),
+        Decision::Deny => Ok(Reply::redirect(&authorize::denied_redirect(
+            &request, &ctx.base,
+        ))),
         Decision::Approve => {
-            let approvals = ctx.incoming.cookie(CookiePolicy::for_base(&ctx.base).approval_name());
-            let remember = authorize::remember_approval(&keys, &ctx.base, approvals, &request, ctx.now);
-            let started = authorize::start_signin(&ctx.cfg, &keys, &ctx.base, ctx.browser_cookie(), Some(request), ctx.now, &mut OsRng);
+            let approvals = ctx
+                .incoming
+                .cookie(CookiePolicy::for_base(&ctx.base).approval_name());
+            let remember =
+                authorize::remember_approval(&keys, &ctx.base, approvals, &request, ctx.now);
+            let started = authorize::start_signin(
+                &ctx.cfg,
+                &keys,
+                &ctx.base,
+                ctx.browser_cookie(),
+                Some(request),
+                ctx.now,
+                &mut OsRng,
+            );
             Ok(begin(ctx, started).await?.header("Set-Cookie", &remember))
         }
     }
@@ -344,14 +455,18 @@ async fn callback_get(ctx: &Ctx) -> Result<Reply, OAuthError> {
     let keys = ctx.keys()?;
     // 1. The state, before anything else.
     let params = callback::parse(ctx.incoming.query())?;
-    let (session, stored_key) = match callback::locate(&params.state, &keys, ctx.kv.is_some(), ctx.now)? {
-        Located::Sealed(s) => (s, None),
-        Located::Stored(key) => {
-            let kv = ctx.kv.as_ref().ok_or_else(storage_error)?;
-            let stored = kv_get(kv, &key).await.map_err(|_| storage_error())?;
-            (callback::open_stored(&keys, stored.as_deref(), ctx.now)?, Some(key))
-        }
-    };
+    let (session, stored_key) =
+        match callback::locate(&params.state, &keys, ctx.kv.is_some(), ctx.now)? {
+            Located::Sealed(s) => (s, None),
+            Located::Stored(key) => {
+                let kv = ctx.kv.as_ref().ok_or_else(storage_error)?;
+                let stored = kv_get(kv, &key).await.map_err(|_| storage_error())?;
+                (
+                    callback::open_stored(&keys, stored.as_deref(), ctx.now)?,
+                    Some(key),
+                )
+            }
+        };
     // Only the browser that started the sign-in may use (and so spend) it.
     callback::check_browser(&session, ctx.browser_cookie(), &keys, ctx.now)?;
     if let (Some(key), Some(kv)) = (&stored_key, &ctx.kv) {
@@ -365,39 +480,72 @@ async fn callback_get(ctx: &Ctx) -> Result<Reply, OAuthError> {
     };
     // 3. Exchange the code; ask about the token, best effort.
     let redirect_uri = format!("{}/oauth/callback", ctx.base);
-    let exchange = upstream::code_exchange(&ctx.cfg, &code, &redirect_uri, session.verifier.secret());
+    let exchange =
+        upstream::code_exchange(&ctx.cfg, &code, &redirect_uri, session.verifier.secret());
     let mut grant = match upstream::parse_token(&io::send(&exchange).await) {
         Ok(g) => g,
         Err(e) => {
             console_log!("{}", e.log_line("code exchange"));
-            return Ok(callback::failure_reply(&session, &e.to_page_error(), &ctx.base, &ctx.nonce));
+            return Ok(callback::failure_reply(
+                &session,
+                &e.to_page_error(),
+                &ctx.base,
+                &ctx.nonce,
+            ));
         }
     };
-    let info = upstream::parse_introspection(&io::send(&upstream::introspect(&ctx.cfg, grant.access_token.secret())).await);
+    let info = upstream::parse_introspection(
+        &io::send(&upstream::introspect(&ctx.cfg, grant.access_token.secret())).await,
+    );
     upstream::enrich(&mut grant, info);
     // 4. The token page, or a code for the client.
     if session.client.is_none() {
-        return Ok(callback::token_page_reply(&grant, &ctx.base, &ctx.nonce, ctx.cfg.uses_stand_in()));
+        return Ok(callback::token_page_reply(
+            &grant,
+            &ctx.base,
+            &ctx.nonce,
+            ctx.cfg.uses_stand_in(),
+        ));
     }
-    let minted = callback::mint_code(&session, grant, &keys, ctx.kv.is_some(), &ctx.base, ctx.now, &mut OsRng)
-        .ok_or_else(|| OAuthError::server_error("no client in this session"))?;
+    let minted = callback::mint_code(
+        &session,
+        grant,
+        &keys,
+        ctx.kv.is_some(),
+        &ctx.base,
+        ctx.now,
+        &mut OsRng,
+    )
+    .ok_or_else(|| OAuthError::server_error("no client in this session"))?;
     if let (Some((key, value, ttl)), Some(kv)) = (&minted.store, &ctx.kv) {
-        kv_put(kv, key, value.clone(), *ttl).await.map_err(|_| storage_error())?;
+        kv_put(kv, key, value.clone(), *ttl)
+            .await
+            .map_err(|_| storage_error())?;
     }
     Ok(minted.reply)
 }
 
 /// The body of a token or revocation request, and the client it names,
 /// authenticated as registered (`None`: no client named).
-async fn api_request(req: &mut Request, ctx: &Ctx, keys: &Keys) -> Result<(token::Params, Option<(String, ClientRecord)>), OAuthError> {
-    let body = io::read_body(req, token::MAX_BODY)
-        .await
-        .ok_or_else(|| OAuthError::new(crate::core::error::ErrorCode::InvalidRequest, 413, "the request body is larger than 64 KiB"))?;
+async fn api_request(
+    req: &mut Request,
+    ctx: &Ctx,
+    keys: &Keys,
+) -> Result<(token::Params, Option<(String, ClientRecord)>), OAuthError> {
+    let body = io::read_body(req, token::MAX_BODY).await.ok_or_else(|| {
+        OAuthError::new(
+            crate::core::error::ErrorCode::InvalidRequest,
+            413,
+            "the request body is larger than 64 KiB",
+        )
+    })?;
     let params = token::parse_body(ctx.incoming.header("content-type"), &body)?;
     let presented = token::presented_client(&params, ctx.incoming.header("authorization"))?;
     match &presented.client_id {
         Some(id) => {
-            let record = resolve_client(ctx, keys, id).await.map_err(ClientProblem::for_api)?;
+            let record = resolve_client(ctx, keys, id)
+                .await
+                .map_err(ClientProblem::for_api)?;
             token::authenticate(&record, id, &presented, keys)?;
             Ok((params, Some((id.clone(), record))))
         }
@@ -412,7 +560,8 @@ async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
     let grant = token::grant(&params)?;
     match grant {
         Grant::AuthorizationCode { code } => {
-            let (client_id, record) = client.ok_or_else(|| OAuthError::invalid_client("client_id is required"))?;
+            let (client_id, record) =
+                client.ok_or_else(|| OAuthError::invalid_client("client_id is required"))?;
             let code_grant = match token::locate_code(&code, &keys, ctx.kv.is_some(), ctx.now)? {
                 CodeLocation::Sealed(g) => {
                     // A sealed code cannot be marked used everywhere; this
@@ -426,7 +575,9 @@ async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
                         u.insert(key, g.expires_at).is_some()
                     });
                     if seen {
-                        return Err(OAuthError::invalid_grant("the authorization code is invalid, expired or already used"));
+                        return Err(OAuthError::invalid_grant(
+                            "the authorization code is invalid, expired or already used",
+                        ));
                     }
                     g
                 }
@@ -443,15 +594,28 @@ async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
             token::bind_refresh(&mut grant, &keys, &client_id, &mut OsRng);
             // A client in use keeps its registration: renew it in KV when
             // less than half of its time to live is left.
-            if let (Some(kv), Some((renewed, ttl))) = (&ctx.kv, registration::renewal(&record, &ctx.cfg, ctx.now)) {
+            if let (Some(kv), Some((renewed, ttl))) =
+                (&ctx.kv, registration::renewal(&record, &ctx.cfg, ctx.now))
+            {
                 let key = registration::client_key(&client_id);
-                if kv_put(kv, &key, serde_json::to_string(&renewed).unwrap_or_default(), ttl).await.is_ok() {
+                if kv_put(
+                    kv,
+                    &key,
+                    serde_json::to_string(&renewed).unwrap_or_default(),
+                    ttl,
+                )
+                .await
+                .is_ok()
+                {
                     STORED_CLIENTS.with(|c| c.borrow_mut().insert(key, renewed));
                 }
             }
             Ok(token::token_reply(&grant))
         }
-        Grant::Refresh { refresh_token, scope } => {
+        Grant::Refresh {
+            refresh_token,
+            scope,
+        } => {
             let named = client.as_ref().map(|(id, rec)| (id.as_str(), rec));
             let (attio_rt, bound) = token::refresh_for(&refresh_token, named, &keys, ctx.now)?;
             let out = upstream::refresh(&ctx.cfg, attio_rt.secret(), scope.as_deref());
@@ -474,15 +638,26 @@ async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
 // POST /oauth/register
 async fn register_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
     let keys = ctx.keys()?;
-    let body = io::read_body(&mut req, registration::MAX_BODY).await.ok_or_else(|| {
-        OAuthError::new(crate::core::error::ErrorCode::InvalidClientMetadata, 413, "the registration request is larger than 64 KiB")
-    })?;
+    let body = io::read_body(&mut req, registration::MAX_BODY)
+        .await
+        .ok_or_else(|| {
+            OAuthError::new(
+                crate::core::error::ErrorCode::InvalidClientMetadata,
+                413,
+                "the registration request is larger than 64 KiB",
+            )
+        })?;
     let record = registration::validate(&body, &ctx.cfg, ctx.now)?;
     let registered = registration::register(record, &keys, &ctx.cfg, &mut OsRng);
     if let (Some((value, ttl)), Some(kv)) = (&registered.store, &ctx.kv) {
-        kv_put(kv, &registration::client_key(&registered.client_id), value.clone(), *ttl)
-            .await
-            .map_err(|_| storage_error())?;
+        kv_put(
+            kv,
+            &registration::client_key(&registered.client_id),
+            value.clone(),
+            *ttl,
+        )
+        .await
+        .map_err(|_| storage_error())?;
     }
     Ok(Reply::json(201, &registration::response_body(&registered)).header("Pragma", "no-cache"))
 }
@@ -491,8 +666,15 @@ async fn register_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError>
 async fn revoke_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
     let keys = ctx.keys()?;
     let (params, client) = api_request(&mut req, ctx, &keys).await?;
-    let presented = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    let Some(token) = token::revocable(presented, client.as_ref().map(|(id, _)| id.as_str()), &keys, ctx.now) else {
+    let presented = params
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let Some(token) = token::revocable(
+        presented,
+        client.as_ref().map(|(id, _)| id.as_str()),
+        &keys,
+        ctx.now,
+    ) else {
         return Ok(Reply::new(200).header("Cache-Control", "no-store"));
     };
     match upstream::parse_revoke(&io::send(&upstream::revoke(&ctx.cfg, token.secret())).await) {
@@ -502,7 +684,11 @@ async fn revoke_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
             let mut err = e.to_api_error();
             if err.status != 503 {
                 // RFC 7009 §2.2.1: the server could not revoke right now.
-                err = OAuthError::new(crate::core::error::ErrorCode::TemporarilyUnavailable, 503, "Attio could not revoke the token right now; retry later");
+                err = OAuthError::new(
+                    crate::core::error::ErrorCode::TemporarilyUnavailable,
+                    503,
+                    "Attio could not revoke the token right now; retry later",
+                );
                 err.retry_after = Some("30".into());
             }
             Err(err.with_help(Help::None))

@@ -10,9 +10,17 @@ use worker::{event, Context, Env, Request, Response, Result, RouteContext, Route
 
 const BODY: &str = "{\"status\":\"ok\"}";
 const SETTINGS: [&str; 11] = [
-    "ATTIO_CLIENT_ID", "ATTIO_CLIENT_SECRET", "BROKER_SECRET", "WORKER_URL", "ATTIO_AUTHORIZE_URL",
-    "ATTIO_TOKEN_URL", "ATTIO_INTROSPECT_URL", "ATTIO_REVOKE_URL", "ALLOWED_REDIRECT_URIS",
-    "CLIENT_TTL_DAYS", "UNSAFE_ALLOW_LOOPBACK_CLIENT_METADATA",
+    "ATTIO_CLIENT_ID",
+    "ATTIO_CLIENT_SECRET",
+    "BROKER_SECRET",
+    "WORKER_URL",
+    "ATTIO_AUTHORIZE_URL",
+    "ATTIO_TOKEN_URL",
+    "ATTIO_INTROSPECT_URL",
+    "ATTIO_REVOKE_URL",
+    "ALLOWED_REDIRECT_URIS",
+    "CLIENT_TTL_DAYS",
+    "UNSAFE_ALLOW_LOOPBACK_CLIENT_METADATA",
 ];
 
 fn fixed() -> Result<Response> {
@@ -27,7 +35,12 @@ async fn handler(req: Request, c: RouteContext<bool>) -> Result<Response> {
     }
     let mut found = 0usize;
     for name in SETTINGS {
-        let v = c.env.secret(name).map(|s| s.to_string()).or_else(|_| c.env.var(name).map(|v| v.to_string())).ok();
+        let v = c
+            .env
+            .secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| c.env.var(name).map(|v| v.to_string()))
+            .ok();
         found += v.map_or(0, |v| v.len());
     }
     let kv = c.env.kv("OAUTH_SESSIONS").ok();
@@ -37,7 +50,10 @@ async fn handler(req: Request, c: RouteContext<bool>) -> Result<Response> {
     }
     let url = req.url().map(|u| u.to_string()).unwrap_or_default();
     let r = fixed()?;
-    r.headers().set("x-seen", &format!("{}/{}/{}/{}", found, kv.is_some(), headers.len(), url.len()))?;
+    r.headers().set(
+        "x-seen",
+        &format!("{}/{}/{}/{}", found, kv.is_some(), headers.len(), url.len()),
+    )?;
     Ok(r)
 }
 

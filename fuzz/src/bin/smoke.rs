@@ -47,20 +47,71 @@ fn seeds() -> Vec<Vec<u8>> {
         scope: None,
         resource: None,
     };
-    let sess = Session { browser: session::browser_hash(&f.keys, "cookie"), verifier: Secret::new("v".repeat(43)), expires_at: NOW + 600, client: Some(req) };
-    for p in [Purpose::State, Purpose::Stored, Purpose::Consent, Purpose::Client, Purpose::Code] {
+    let sess = Session {
+        browser: session::browser_hash(&f.keys, "cookie"),
+        verifier: Secret::new("v".repeat(43)),
+        expires_at: NOW + 600,
+        client: Some(req),
+    };
+    for p in [
+        Purpose::State,
+        Purpose::Stored,
+        Purpose::Consent,
+        Purpose::Client,
+        Purpose::Code,
+    ] {
         out.push(f.keys.seal_json(p, &sess, NOW + 600, &mut rng).into_bytes());
     }
-    out.push(f.keys.seal_json(Purpose::Client, &f.client, 0, &mut rng).into_bytes());
+    out.push(
+        f.keys
+            .seal_json(Purpose::Client, &f.client, 0, &mut rng)
+            .into_bytes(),
+    );
     let approvals = session::write_approvals(&f.keys, vec![], "ref", NOW);
     out.push(approvals.into_bytes());
     out
 }
 
 const INTERESTING: &[&[u8]] = &[
-    b"%", b"%0", b"%ff", b"%C3%28", b"+", b"&", b"=", b"\r\n", b"\0", b"#", b"@", b"..", b"/", b"\\", b":", b"[", b"]",
-    b"{", b"}", b"[", b"\"", b"\\u0000", b"\\ud800", b"1e999", b"-", b"_", b"\xff", b"\xc3", b"\xe2\x80\xae", b"xn--",
-    b"localhost", b"127.0.0.1", b"[::1]", b"https://", b"http://", b"client_id=", b"state=", b"&state=", b"redirect_uris",
+    b"%",
+    b"%0",
+    b"%ff",
+    b"%C3%28",
+    b"+",
+    b"&",
+    b"=",
+    b"\r\n",
+    b"\0",
+    b"#",
+    b"@",
+    b"..",
+    b"/",
+    b"\\",
+    b":",
+    b"[",
+    b"]",
+    b"{",
+    b"}",
+    b"[",
+    b"\"",
+    b"\\u0000",
+    b"\\ud800",
+    b"1e999",
+    b"-",
+    b"_",
+    b"\xff",
+    b"\xc3",
+    b"\xe2\x80\xae",
+    b"xn--",
+    b"localhost",
+    b"127.0.0.1",
+    b"[::1]",
+    b"https://",
+    b"http://",
+    b"client_id=",
+    b"state=",
+    b"&state=",
+    b"redirect_uris",
 ];
 
 fn mutate(rng: &mut XorShift, seeds: &[Vec<u8>], max_len: usize) -> Vec<u8> {
@@ -68,7 +119,15 @@ fn mutate(rng: &mut XorShift, seeds: &[Vec<u8>], max_len: usize) -> Vec<u8> {
     if rng.below(8) == 0 {
         let n = rng.below(max_len.min(300) + 1);
         let ascii = rng.below(2) == 0;
-        return (0..n).map(|_| if ascii { 0x20 + rng.below(95) as u8 } else { rng.next_u64() as u8 }).collect();
+        return (0..n)
+            .map(|_| {
+                if ascii {
+                    0x20 + rng.below(95) as u8
+                } else {
+                    rng.next_u64() as u8
+                }
+            })
+            .collect();
     }
     let mut v = seeds[rng.below(seeds.len())].clone();
     for _ in 0..1 + rng.below(6) {
@@ -109,7 +168,8 @@ fn mutate(rng: &mut XorShift, seeds: &[Vec<u8>], max_len: usize) -> Vec<u8> {
             }
             7 if len > 0 => {
                 // Swap a base64url character for another: a tampered seal.
-                const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+                const B64: &[u8] =
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
                 let i = rng.below(len);
                 v[i] = B64[rng.below(B64.len())];
             }
@@ -126,7 +186,10 @@ fn mutate(rng: &mut XorShift, seeds: &[Vec<u8>], max_len: usize) -> Vec<u8> {
 }
 
 fn escape(v: &[u8]) -> String {
-    v.iter().flat_map(|b| std::ascii::escape_default(*b)).map(char::from).collect()
+    v.iter()
+        .flat_map(|b| std::ascii::escape_default(*b))
+        .map(char::from)
+        .collect()
 }
 
 fn main() {
@@ -142,15 +205,25 @@ fn main() {
     }
     if positional.first().map(String::as_str) == Some("--write-seeds") {
         // Write the seeds as a libFuzzer corpus (used by scripts/fuzz.sh).
-        let dir = positional.get(1).cloned().unwrap_or_else(|| "corpus/parse".into());
+        let dir = positional
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| "corpus/parse".into());
         std::fs::create_dir_all(&dir).expect("create the corpus directory");
         for (i, s) in seeds().iter().enumerate() {
             std::fs::write(format!("{dir}/seed-{i:02}"), s).expect("write a seed");
         }
         return;
     }
-    let seconds: u64 = positional.first().and_then(|v| v.parse().ok()).unwrap_or(60);
-    let seed: u64 = positional.get(1).and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let seconds: u64 = positional
+        .first()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let seed: u64 = positional
+        .get(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let seeds = seeds();
     // Seeds themselves first.
     for s in &seeds {
@@ -163,7 +236,10 @@ fn main() {
     let mut count: u64 = 0;
     let mut bytes: u64 = 0;
     let mut next_report = Duration::from_secs(10);
-    println!("smoke fuzz: {seconds} s, seed {seed}, {} seeds, inputs up to {max_len} bytes", seeds.len());
+    println!(
+        "smoke fuzz: {seconds} s, seed {seed}, {} seeds, inputs up to {max_len} bytes",
+        seeds.len()
+    );
     while start.elapsed() < limit {
         for _ in 0..256 {
             let input = mutate(&mut rng, &seeds, max_len);
@@ -176,7 +252,10 @@ fn main() {
                     .unwrap_or_else(|| "(no message)".into());
                 println!("PANIC after {count} inputs: {msg}");
                 println!("input ({} bytes), escaped: {}", input.len(), escape(&input));
-                println!("input hex: {}", input.iter().map(|b| format!("{b:02x}")).collect::<String>());
+                println!(
+                    "input hex: {}",
+                    input.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                );
                 std::process::exit(1);
             }
             count += 1;
