@@ -31,7 +31,8 @@ pub fn is_document_id(client_id: &str) -> bool {
     client_id.starts_with("https://") || client_id.starts_with("http://")
 }
 
-fn is_loopback_host(host: &url::Host<&str>) -> bool {
+/// `localhost`, 127.0.0.0/8 or ::1, as parsed by `url`.
+pub fn is_loopback_host(host: &url::Host<&str>) -> bool {
     match host {
         url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
         url::Host::Ipv4(ip) => ip.is_loopback(),

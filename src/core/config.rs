@@ -126,13 +126,10 @@ impl Config {
 
     /// Is Attio's token endpoint on this machine (the local stand-in)?
     pub fn uses_stand_in(&self) -> bool {
-        url::Url::parse(&self.token_url).ok().and_then(|u| {
-            u.host().map(|h| match h {
-                url::Host::Domain(d) => d == "localhost",
-                url::Host::Ipv4(ip) => ip.is_loopback(),
-                url::Host::Ipv6(ip) => ip.is_loopback(),
-            })
-        }) == Some(true)
+        url::Url::parse(&self.token_url)
+            .ok()
+            .and_then(|u| u.host().map(|h| super::cimd::is_loopback_host(&h)))
+            == Some(true)
     }
 
     /// Key material: the dedicated BROKER_SECRET, else ATTIO_CLIENT_SECRET.

@@ -3,6 +3,7 @@
 //! `Rng` are parameters), no panics on input.
 
 pub mod authorize;
+pub mod cache;
 pub mod callback;
 pub mod cimd;
 pub mod config;

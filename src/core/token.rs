@@ -142,7 +142,9 @@ pub enum CodeLocation {
     Sealed(CodeGrant),
 }
 
-fn bad_code() -> OAuthError {
+/// A code that does not open, has expired or was already used: one answer
+/// for all, so a caller learns nothing about which.
+pub fn bad_code() -> OAuthError {
     OAuthError::invalid_grant("the authorization code is invalid, expired or already used")
 }
 

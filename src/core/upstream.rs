@@ -233,6 +233,22 @@ impl UpstreamError {
         }
     }
 
+    /// At the revocation endpoint: whatever went wrong at Attio, the broker
+    /// could not revoke right now (RFC 7009 §2.2.1: 503).
+    pub fn to_revoke_error(&self) -> OAuthError {
+        let e = self.to_api_error();
+        if e.status == 503 {
+            return e;
+        }
+        let mut e = OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            503,
+            "Attio could not revoke the token right now; retry later",
+        );
+        e.retry_after = Some("30".into());
+        e
+    }
+
     /// As an error page after a browser sign-in.
     pub fn to_page_error(&self) -> OAuthError {
         let mut e = self.to_api_error();
@@ -528,6 +544,16 @@ mod tests {
         assert!(!format!("{o:?}").contains("sekrit"));
         assert_eq!(parse_revoke(&http(204, "")), Ok(()));
         assert_eq!(parse_revoke(&http(400, "{}")), Ok(()));
-        assert!(parse_revoke(&http(503, "")).is_err());
+        let down = parse_revoke(&http(503, "")).unwrap_err().to_revoke_error();
+        assert_eq!(
+            (down.status, down.code),
+            (503, ErrorCode::TemporarilyUnavailable)
+        );
+        assert_eq!(down.retry_after.as_deref(), Some("30"));
+        let limited = UpstreamError::RateLimited {
+            retry_after: Some("9".into()),
+        }
+        .to_revoke_error();
+        assert_eq!(limited.retry_after.as_deref(), Some("9"));
     }
 }

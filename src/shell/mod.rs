@@ -5,6 +5,8 @@
 
 mod io;
 
+use crate::core::cache::Expiring;
+
 use worker::{console_log, event, Context, Env, KvStore, Request, Response, RouteContext, Router};
 
 use crate::core::authorize::{self, Checked, Decision};
@@ -95,6 +97,11 @@ impl Ctx {
     fn browser_cookie(&self) -> Option<&str> {
         self.incoming
             .cookie(CookiePolicy::for_base(&self.base).browser_name())
+    }
+
+    fn approval_cookie(&self) -> Option<&str> {
+        self.incoming
+            .cookie(CookiePolicy::for_base(&self.base).approval_name())
     }
 }
 
@@ -233,15 +240,12 @@ thread_local! {
     static KEYS: std::cell::RefCell<Option<([u8; 32], std::rc::Rc<Keys>)>> = const { std::cell::RefCell::new(None) };
     /// The last authorization server metadata document: (base URL, bytes).
     static METADATA: std::cell::RefCell<Option<(String, Vec<u8>)>> = const { std::cell::RefCell::new(None) };
-    /// Sealed (stateless) codes this isolate has redeemed: key -> expiry.
-    static USED_CODES: std::cell::RefCell<std::collections::HashMap<String, u64>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-    /// Registered clients read from KV, by KV key.
-    static STORED_CLIENTS: std::cell::RefCell<std::collections::HashMap<String, ClientRecord>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-    /// Client metadata documents cached in this isolate: url -> (record, expires_at).
-    static DOCUMENTS: std::cell::RefCell<std::collections::HashMap<String, (ClientRecord, u64)>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    /// Sealed (stateless) codes this isolate has redeemed, until they expire.
+    static USED_CODES: std::cell::RefCell<Expiring<()>> = std::cell::RefCell::new(Expiring::new(10_000));
+    /// Registered clients read from KV, by KV key, until their registration lapses.
+    static STORED_CLIENTS: std::cell::RefCell<Expiring<ClientRecord>> = std::cell::RefCell::new(Expiring::new(1000));
+    /// Client metadata documents, by URL, for as long as their Cache-Control allows.
+    static DOCUMENTS: std::cell::RefCell<Expiring<ClientRecord>> = std::cell::RefCell::new(Expiring::new(100));
 }
 
 /// The RFC 8414 document for this base URL, serialised once per isolate.
@@ -276,37 +280,23 @@ async fn resolve_client(
             };
             // Registrations never change, so a record read once is kept in
             // the isolate until it lapses (saves a KV read per request).
-            let cached = STORED_CLIENTS.with(|c| {
-                c.borrow()
-                    .get(&key)
-                    .filter(|r| r.expires_at > ctx.now)
-                    .cloned()
-            });
-            if let Some(r) = cached {
+            if let Some(r) = STORED_CLIENTS.with(|c| c.borrow().get(&key, ctx.now)) {
                 return Ok(r);
             }
             let stored = kv_get(kv, &key).await.map_err(|_| ClientProblem::Storage)?;
             let record = stored
                 .and_then(|s| registration::parse_stored(&s, ctx.now))
                 .ok_or(ClientProblem::Unknown)?;
+            let expires_at = record.expires_at;
             STORED_CLIENTS.with(|c| {
-                let mut c = c.borrow_mut();
-                if c.len() >= 1000 {
-                    c.clear();
-                }
-                c.insert(key, record.clone());
+                c.borrow_mut()
+                    .insert(key, record.clone(), expires_at, ctx.now)
             });
             Ok(record)
         }
         ClientLookup::RefusedDocument(why) => Err(ClientProblem::Document(why)),
         ClientLookup::Document(url) => {
-            let cached = DOCUMENTS.with(|d| {
-                d.borrow()
-                    .get(client_id)
-                    .filter(|(_, exp)| *exp > ctx.now)
-                    .map(|(r, _)| r.clone())
-            });
-            if let Some(r) = cached {
+            if let Some(r) = DOCUMENTS.with(|d| d.borrow().get(client_id, ctx.now)) {
                 return Ok(r);
             }
             let kv_key = format!("cimd:{}", keys.storage_hash(client_id.as_bytes()));
@@ -329,11 +319,12 @@ async fn resolve_client(
             };
             if ttl > 0 {
                 DOCUMENTS.with(|d| {
-                    let mut d = d.borrow_mut();
-                    if d.len() >= 100 {
-                        d.clear();
-                    }
-                    d.insert(client_id.to_string(), (record.clone(), ctx.now + ttl));
+                    d.borrow_mut().insert(
+                        client_id.to_string(),
+                        record.clone(),
+                        ctx.now + ttl,
+                        ctx.now,
+                    )
                 });
                 if let (Some(kv), true) = (&ctx.kv, ttl >= 60) {
                     let _ = kv_put(
@@ -386,10 +377,7 @@ async fn authorize_get(ctx: &Ctx) -> Result<Reply, OAuthError> {
             Checked::Page(e) => return Err(e),
             Checked::Redirect(location) => return Ok(Reply::redirect(&location)),
         };
-    let approvals = ctx
-        .incoming
-        .cookie(CookiePolicy::for_base(&ctx.base).approval_name());
-    if authorize::already_approved(&keys, approvals, &request, ctx.now) {
+    if authorize::already_approved(&keys, ctx.approval_cookie(), &request, ctx.now) {
         let started = authorize::start_signin(
             &ctx.cfg,
             &keys,
@@ -431,11 +419,13 @@ async fn consent_submit(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError
             &request, &ctx.base,
         ))),
         Decision::Approve => {
-            let approvals = ctx
-                .incoming
-                .cookie(CookiePolicy::for_base(&ctx.base).approval_name());
-            let remember =
-                authorize::remember_approval(&keys, &ctx.base, approvals, &request, ctx.now);
+            let remember = authorize::remember_approval(
+                &keys,
+                &ctx.base,
+                ctx.approval_cookie(),
+                &request,
+                ctx.now,
+            );
             let started = authorize::start_signin(
                 &ctx.cfg,
                 &keys,
@@ -567,17 +557,10 @@ async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
                     // A sealed code cannot be marked used everywhere; this
                     // isolate at least refuses to redeem it twice.
                     let key = crate::core::session::code_key(&keys, &code);
-                    let seen = USED_CODES.with(|u| {
-                        let mut u = u.borrow_mut();
-                        if u.len() >= 10_000 {
-                            u.retain(|_, exp| *exp > ctx.now);
-                        }
-                        u.insert(key, g.expires_at).is_some()
-                    });
+                    let seen =
+                        USED_CODES.with(|u| u.borrow_mut().insert(key, (), g.expires_at, ctx.now));
                     if seen {
-                        return Err(OAuthError::invalid_grant(
-                            "the authorization code is invalid, expired or already used",
-                        ));
+                        return Err(token::bad_code());
                     }
                     g
                 }
@@ -607,7 +590,9 @@ async fn token_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
                 .await
                 .is_ok()
                 {
-                    STORED_CLIENTS.with(|c| c.borrow_mut().insert(key, renewed));
+                    let expires_at = renewed.expires_at;
+                    STORED_CLIENTS
+                        .with(|c| c.borrow_mut().insert(key, renewed, expires_at, ctx.now));
                 }
             }
             Ok(token::token_reply(&grant))
@@ -681,17 +666,7 @@ async fn revoke_post(mut req: Request, ctx: &Ctx) -> Result<Reply, OAuthError> {
         Ok(()) => Ok(Reply::new(200).header("Cache-Control", "no-store")),
         Err(e) => {
             console_log!("{}", e.log_line("revoke"));
-            let mut err = e.to_api_error();
-            if err.status != 503 {
-                // RFC 7009 §2.2.1: the server could not revoke right now.
-                err = OAuthError::new(
-                    crate::core::error::ErrorCode::TemporarilyUnavailable,
-                    503,
-                    "Attio could not revoke the token right now; retry later",
-                );
-                err.retry_after = Some("30".into());
-            }
-            Err(err.with_help(Help::None))
+            Err(e.to_revoke_error())
         }
     }
 }
