@@ -62,10 +62,15 @@ impl Reply {
 
     /// A JSON reply that must not be cached (tokens, registrations, errors).
     pub fn json(status: u16, value: &serde_json::Value) -> Reply {
+        Reply::json_bytes(status, serde_json::to_vec(value).unwrap_or_default())
+    }
+
+    /// The same, for a document already serialised.
+    pub fn json_bytes(status: u16, body: Vec<u8>) -> Reply {
         Reply::new(status)
             .header("Content-Type", "application/json; charset=utf-8")
             .header("Cache-Control", "no-store")
-            .body(serde_json::to_vec(value).unwrap_or_default())
+            .body(body)
     }
 
     /// A 302 (never 307: some clients fail silently on it).
@@ -76,12 +81,17 @@ impl Reply {
             .header("Referrer-Policy", "no-referrer")
     }
 
-    /// Add a header. Values with CR or LF are dropped rather than sent: no
-    /// input can split a response.
+    /// Set a header, replacing an earlier value of the same name; only
+    /// `Set-Cookie` may appear several times. Values with CR or LF are
+    /// dropped rather than sent: no input can split a response.
     pub fn header(mut self, name: &str, value: &str) -> Reply {
-        if !value.contains(['\r', '\n', '\0']) {
-            self.headers.push((name.to_string(), value.to_string()));
+        if value.contains(['\r', '\n', '\0']) {
+            return self;
         }
+        if !name.eq_ignore_ascii_case("set-cookie") {
+            self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        }
+        self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
@@ -113,6 +123,25 @@ mod tests {
             .header("Y", "ok");
         assert_eq!(r.get_header("x"), None);
         assert_eq!(r.get_header("y"), Some("ok"));
+    }
+
+    #[test]
+    fn a_header_is_replaced_but_cookies_accumulate() {
+        let r = Reply::json(200, &serde_json::json!({}))
+            .header("cache-control", "public, max-age=60")
+            .header("Set-Cookie", "a=1")
+            .header("Set-Cookie", "b=2");
+        let cc: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("cache-control"))
+            .collect();
+        assert_eq!(cc.len(), 1);
+        assert_eq!(r.get_header("Cache-Control"), Some("public, max-age=60"));
+        assert_eq!(
+            r.headers.iter().filter(|(k, _)| k == "Set-Cookie").count(),
+            2
+        );
     }
 
     #[test]

@@ -181,10 +181,10 @@ async fn run(ep: Endpoint, req: Request, ctx: Ctx, rest: Option<&str>) -> Reply 
                 forwarded_host: ctx.incoming.header("x-forwarded-host"),
             },
         )),
-        Endpoint::AuthorizationServerMetadata => Ok(Reply::new(200)
-            .header("Content-Type", "application/json; charset=utf-8")
-            .header("Cache-Control", "public, max-age=3600")
-            .body(metadata_document(&ctx.base))),
+        Endpoint::AuthorizationServerMetadata => {
+            Ok(Reply::json_bytes(200, metadata_document(&ctx.base))
+                .header("Cache-Control", "public, max-age=3600"))
+        }
         Endpoint::ProtectedResourceMetadata => Ok(Reply::json(
             200,
             &metadata::protected_resource(&ctx.base, rest),

@@ -45,6 +45,7 @@ for (const mode of MODES) {
       assert.equal(res.status, 200);
       assert.match(res.headers.get('content-type'), /application\/json/);
       assert.equal(res.headers.get('access-control-allow-origin'), '*');
+      assert.equal(res.headers.get('cache-control'), 'public, max-age=3600');
       const m = await res.json();
       assert.equal(m.issuer, s.url);
       assert.ok(!m.issuer.endsWith('/'));
@@ -65,7 +66,9 @@ for (const mode of MODES) {
     });
 
     it('serves RFC 9728 metadata naming the broker as authorization server', async () => {
-      const m = await (await fetch(`${s.url}/.well-known/oauth-protected-resource`)).json();
+      const res = await fetch(`${s.url}/.well-known/oauth-protected-resource`);
+      assert.equal(res.headers.get('cache-control'), 'public, max-age=3600');
+      const m = await res.json();
       assert.equal(m.resource, s.url);
       assert.deepEqual(m.authorization_servers, [s.url]);
       const suffixed = await (await fetch(`${s.url}/.well-known/oauth-protected-resource/mcp`)).json();
