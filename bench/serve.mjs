@@ -10,7 +10,7 @@
 // Prints one JSON line {kind, url, attio, pid} on stdout, then serves until
 // stdin closes or SIGTERM.
 import { Miniflare } from 'miniflare';
-import { startFakeAttio } from '../tests/support/fake-attio.mjs';
+import { startFakeAttio, brokerVars } from '../tests/support/fake-attio.mjs';
 import path from 'node:path';
 import { miniflareOptions, workerdChildren, ATTIO_ID, ATTIO_SECRET } from './common.mjs';
 
@@ -29,14 +29,7 @@ let attio = null;
 let vars = {};
 if (kind !== 'floor') {
   attio = await startFakeAttio({ clientId: ATTIO_ID, clientSecret: ATTIO_SECRET, issueRefreshToken: true });
-  vars = {
-    ATTIO_CLIENT_ID: ATTIO_ID,
-    ATTIO_CLIENT_SECRET: ATTIO_SECRET,
-    ATTIO_AUTHORIZE_URL: attio.urls.authorize,
-    ATTIO_TOKEN_URL: attio.urls.token,
-    ATTIO_INTROSPECT_URL: attio.urls.introspect,
-    ATTIO_REVOKE_URL: attio.urls.revoke,
-  };
+  vars = brokerVars(attio, ATTIO_ID, ATTIO_SECRET);
   if (kind === 'floor-io') vars = { FETCH_URL: attio.urls.token };
   // The fake records every request; forget them now and then so a long run
   // does not grow its memory.

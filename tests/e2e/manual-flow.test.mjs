@@ -5,9 +5,8 @@
 // POST /oauth/token. Run for both storage modes (with and without KV).
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { Browser, startStack, MODES, ATTIO_ID, ATTIO_SECRET, tokenRequest } from '../support/client.mjs';
+import { Browser, startStack, MODES, ATTIO_ID, ATTIO_SECRET, tokenRequest, closedPort } from '../support/client.mjs';
 
 const COOKIE = 'attio_broker_browser';
 const WORKSPACE = 'Acme Test Workspace';
@@ -20,14 +19,6 @@ const RAW_MARKERS = [
 
 const s256 = (v) => createHash('sha256').update(v, 'utf8').digest('base64url');
 
-/** A port nothing listens on: open a server on port 0, note the port, close it. */
-async function closedPort() {
-  const srv = net.createServer();
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 /** Parse one Set-Cookie line into {name, value, attrs} (attr names lower-cased). */
 function parseSetCookie(line) {

@@ -11,8 +11,7 @@
 // flow and introspection.
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { startStack, MODES, Browser, register, clientFlow, tokenRequest, ATTIO_SECRET } from '../support/client.mjs';
+import { startStack, MODES, Browser, register, clientFlow, tokenRequest, ATTIO_SECRET, closedPort } from '../support/client.mjs';
 import { workerLogs } from '../support/broker.mjs';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
@@ -21,14 +20,6 @@ const FORM = 'application/x-www-form-urlencoded';
 const RAW_MARKERS = ['oops', '"padding"', '&quot;padding', 'xxxxxxxxxx', 'status_code', 'Fake Attio', 'injected', 'rate_limit', 'Rate limit exceeded', 'internal_server_error'];
 const TOKEN_SHAPE = /attio_at_[0-9a-f]{48}/;
 
-/** A loopback port nothing listens on. */
-async function closedPort() {
-  const srv = net.createServer();
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 async function post(base, path, form, headers = {}) {
   const t0 = Date.now();

@@ -1,7 +1,8 @@
 // A small HTTP "browser" for end-to-end tests: a cookie jar that honours
 // Path and Max-Age, manual redirects, and helpers to walk OAuth flows.
 import { startBroker } from './broker.mjs';
-import { startFakeAttio } from './fake-attio.mjs';
+import { startFakeAttio, brokerVars } from './fake-attio.mjs';
+import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 
 export class Jar {
@@ -62,17 +63,18 @@ export async function startStack({ kv = true, vars = {}, attio: attioOptions = {
   const attio = await startFakeAttio({ clientId: ATTIO_ID, clientSecret: ATTIO_SECRET, ...attioOptions });
   const broker = await startBroker({
     kv,
-    vars: {
-      ATTIO_CLIENT_ID: ATTIO_ID,
-      ATTIO_CLIENT_SECRET: ATTIO_SECRET,
-      ATTIO_AUTHORIZE_URL: attio.urls.authorize,
-      ATTIO_TOKEN_URL: attio.urls.token,
-      ATTIO_INTROSPECT_URL: attio.urls.introspect,
-      ATTIO_REVOKE_URL: attio.urls.revoke,
-      ...vars,
-    },
+    vars: { ...brokerVars(attio, ATTIO_ID, ATTIO_SECRET), ...vars },
   });
   return { attio, broker, url: broker.url, async close() { await broker.close(); await attio.close(); } };
+}
+
+/** A loopback port nothing listens on: open a server on port 0, note the port, close it. */
+export async function closedPort() {
+  const srv = net.createServer();
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address();
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
 }
 
 /** Both storage modes, for describe() loops. */

@@ -53,6 +53,18 @@ function escapeHtml(value) {
  * @param {string} [options.scope]
  * @param {number} [options.codeTtlMs=600000] authorization code lifetime (extra, for expiry tests)
  */
+/** The broker settings that point it at this fake with the given credentials. */
+export function brokerVars(attio, clientId, clientSecret) {
+  return {
+    ATTIO_CLIENT_ID: clientId,
+    ATTIO_CLIENT_SECRET: clientSecret,
+    ATTIO_AUTHORIZE_URL: attio.urls.authorize,
+    ATTIO_TOKEN_URL: attio.urls.token,
+    ATTIO_INTROSPECT_URL: attio.urls.introspect,
+    ATTIO_REVOKE_URL: attio.urls.revoke,
+  };
+}
+
 export async function startFakeAttio(options = {}) {
   const {
     port = 0,
