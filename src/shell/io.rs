@@ -87,12 +87,12 @@ pub async fn read_body(req: &mut Request, limit: usize) -> Option<Vec<u8>> {
     // A declared length within the limit: one read (workerd enforces the
     // length), much cheaper than the stream reader.
     if declared.is_some_and(|n| n <= limit) {
-        return req
-            .bytes()
-            .await
-            .ok()
-            .filter(|b| b.len() <= limit)
-            .or(Some(Vec::new()));
+        return match req.bytes().await {
+            Ok(b) if b.len() > limit => None,
+            Ok(b) => Some(b),
+            // A body that cannot be read is treated as empty, as below.
+            Err(_) => Some(Vec::new()),
+        };
     }
     let Ok(mut stream) = req.stream() else {
         return Some(Vec::new());
